@@ -1,0 +1,148 @@
+"""The keys of ``c['mq']`` for type ``ordered-wamp``: defaults and validation.
+
+Pure: ``validate`` returns messages that name the bad key; the package's
+registration hands them to Buildbot's config loader as config errors.
+"""
+
+from urllib.parse import urlparse
+
+MQ_TYPE = 'ordered-wamp'
+
+# key -> (default, check); a check returns None when the value is fine,
+# otherwise a description of what the value must be
+DEFAULTS = {
+    'router_url': None,
+    'realm': 'buildbot',
+    'wamp_debug_level': 'error',
+    # reconnect backoff (autobahn Component retry settings), seconds
+    'initial_retry_delay': 0.5,
+    'max_retry_delay': 10.0,
+    'retry_delay_growth': 1.5,
+    'retry_delay_jitter': 0.1,
+    # messages held while the router is unreachable, before the oldest drop
+    'max_outbox': 100000,
+    # stream entries held while waiting for a missing position
+    'reorder_buffer_size': 10000,
+    # largest message accepted by produce: its JSON encoding, in bytes
+    'max_message_size': 1048576,
+    # seconds stopService waits for unacknowledged messages
+    'shutdown_timeout': 10.0,
+    # authentication (WAMP-CRA); secret may be a Buildbot secret (Interpolate)
+    'authid': None,
+    'secret': None,
+    'secret_file': None,
+    # PEM file of the CA that signed the router's certificate (wss://)
+    'ca_file': None,
+}
+
+KEYS = frozenset(DEFAULTS)
+DEBUG_LEVELS = ('critical', 'error', 'warn', 'info', 'debug', 'trace')
+
+
+def _positive_int(v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        return "a positive integer"
+    return None
+
+
+def _positive_number(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        return "a positive number"
+    return None
+
+
+def _non_negative_number(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        return "a number >= 0"
+    return None
+
+
+def _growth(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 1:
+        return "a number >= 1"
+    return None
+
+
+def _router_url(v):
+    if not isinstance(v, str) or not v:
+        return "a ws:// or wss:// URL"
+    url = urlparse(v)
+    if url.scheme not in ('ws', 'wss') or not url.hostname:
+        return "a ws:// or wss:// URL"
+    return None
+
+
+def _realm(v):
+    if not isinstance(v, str) or not v:
+        return "a non-empty string"
+    return None
+
+
+def _debug_level(v):
+    if v not in DEBUG_LEVELS:
+        return "one of " + ", ".join(DEBUG_LEVELS)
+    return None
+
+
+def _optional_str(v):
+    if v is not None and not isinstance(v, str):
+        return "a string"
+    return None
+
+
+def _secret(v):
+    # a plain string, or a Buildbot renderable (Interpolate('%(secret:...)s'))
+    if v is None or isinstance(v, str) or hasattr(v, 'getRenderingFor'):
+        return None
+    return "a string or a Buildbot secret (util.Secret / util.Interpolate)"
+
+
+CHECKS = {
+    'router_url': _router_url,
+    'realm': _realm,
+    'wamp_debug_level': _debug_level,
+    'initial_retry_delay': _positive_number,
+    'max_retry_delay': _positive_number,
+    'retry_delay_growth': _growth,
+    'retry_delay_jitter': _non_negative_number,
+    'max_outbox': _positive_int,
+    'reorder_buffer_size': _positive_int,
+    'max_message_size': _positive_int,
+    'shutdown_timeout': _non_negative_number,
+    'authid': _optional_str,
+    'secret': _secret,
+    'secret_file': _optional_str,
+    'ca_file': _optional_str,
+}
+
+
+def validate(mq):
+    """Return a list of error messages for the c['mq'] dict (empty if valid)."""
+    errors = []
+    unknown = sorted(set(mq) - KEYS - {'type'})
+    if unknown:
+        errors.append(f"unrecognized keys in c['mq']: {', '.join(unknown)}")
+    if mq.get('router_url') is None:
+        errors.append(f"c['mq']['router_url'] is required for type '{MQ_TYPE}'")
+    for key, check in CHECKS.items():
+        if key in mq and not (mq[key] is None and DEFAULTS[key] is None):
+            problem = check(mq[key])
+            if problem:
+                errors.append(f"c['mq']['{key}'] must be {problem}, not {mq[key]!r}")
+    if mq.get('secret') is not None and mq.get('secret_file') is not None:
+        errors.append("c['mq']: set only one of 'secret' and 'secret_file'")
+    has_secret = mq.get('secret') is not None or mq.get('secret_file') is not None
+    if has_secret != (mq.get('authid') is not None):
+        errors.append("c['mq']: 'authid' and a secret ('secret' or 'secret_file') go together")
+    first = mq.get('initial_retry_delay', DEFAULTS['initial_retry_delay'])
+    cap = mq.get('max_retry_delay', DEFAULTS['max_retry_delay'])
+    if not (_positive_number(first) or _positive_number(cap)) and first > cap:
+        errors.append("c['mq']['initial_retry_delay'] must not exceed 'max_retry_delay'")
+    return errors
+
+
+def resolve(mq):
+    """c['mq'] with defaults filled in (assumes validate() found nothing)."""
+    opts = dict(DEFAULTS)
+    opts.update({k: v for k, v in mq.items() if k != 'type'})
+    return opts

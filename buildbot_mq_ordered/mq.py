@@ -1,0 +1,344 @@
+"""``OrderedWampMQ``: Buildbot's MQ API over the sequencer's stream.
+
+The I/O shell around the pure parts: it feeds produced messages to the
+``Outbox`` and submits them (one call per reactor turn, one call in flight),
+feeds stream events and replay answers to the ``ReorderBuffer``, and hands
+what it releases to the local consumers.
+"""
+
+import json
+import uuid
+
+from twisted.internet import defer
+from twisted.python import log
+
+from buildbot.mq import base
+from buildbot.util import service
+from buildbot.util import toJson
+from buildbot.util import tuplematch
+
+from buildbot_mq_ordered import config as mqconfig
+from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.consumers import ConsumerRegistry
+from buildbot_mq_ordered.outbox import Outbox
+from buildbot_mq_ordered.reorder import ReorderBuffer
+from buildbot_mq_ordered.session import RouterLink
+from buildbot_mq_ordered.session import set_log_level
+
+# a submit carries at most this many messages / bytes (the router takes 16 MiB)
+MAX_BATCH = 2000
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_REPLAY = 5000
+# keys whose change means a new connection
+CONNECTION_KEYS = ('router_url', 'realm', 'initial_retry_delay', 'max_retry_delay',
+                   'retry_delay_growth', 'retry_delay_jitter', 'authid', 'secret',
+                   'secret_file', 'ca_file')
+
+
+class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
+
+    def __init__(self):
+        super().__init__()
+        self.options = None
+        # one producer identity per MQ instance: the sequencer de-duplicates on it
+        self.producer_id = uuid.uuid4().hex
+        self.outbox = Outbox()
+        self.buffer = None
+        self.registry = ConsumerRegistry(self.invokeQref)
+        self.link = None
+        # (pos, seq) of the message being delivered, while a callback runs
+        self.delivery = None
+        self.stats = {'produced': 0, 'rejected': 0, 'delivered': 0, 'batches': 0,
+                      'skipped': 0, 'outbox_dropped': 0}
+        self._session = None
+        self._generation = 0          # bumps on every join: stale replies are ignored
+        self._flush_scheduled = False
+        self._submitting = False
+        self._replaying = False
+        self._synced = False
+        self._sync_waiters = []
+        self._idle_waiters = []
+        self._last_acked_pos = 0
+
+    # -- configuration and lifecycle ---------------------------------------
+
+    def reconfigServiceWithBuildbotConfig(self, new_config):
+        old, self.options = self.options, mqconfig.resolve(new_config.mq)
+        set_log_level(self.options['wamp_debug_level'])
+        self.outbox.max_messages = self.options['max_outbox']
+        if self.buffer is None:
+            self.buffer = ReorderBuffer(self.options['reorder_buffer_size'])
+        else:
+            self.buffer.capacity = self.options['reorder_buffer_size']
+        if old is not None and self.running and any(
+                old[k] != self.options[k] for k in CONNECTION_KEYS):
+            log.msg("ordered-wamp: router connection settings changed; reconnecting")
+            self._restart_link()
+        return super().reconfigServiceWithBuildbotConfig(new_config)
+
+    @defer.inlineCallbacks
+    def startService(self):
+        yield super().startService()
+        yield self._start_link()
+
+    @defer.inlineCallbacks
+    def _start_link(self):
+        opts = self.options
+        retry = {k: opts[k] for k in ('initial_retry_delay', 'max_retry_delay',
+                                      'retry_delay_growth', 'retry_delay_jitter')}
+        retry['max_retries'] = -1
+        authentication = yield self._authentication()
+        self.link = RouterLink(opts['router_url'], opts['realm'], self._joined, self._left,
+                               retry, authentication=authentication,
+                               ca_file=opts['ca_file'])
+        self.link.start().addErrback(log.err, "ordered-wamp: router link failed")
+
+    @defer.inlineCallbacks
+    def _restart_link(self):
+        link, self.link = self.link, None
+        if link is not None:
+            yield link.stop()
+        yield self._start_link()
+
+    def _authentication(self):
+        return defer.succeed(None)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        yield self._wait_idle(self.options['shutdown_timeout'])
+        if len(self.outbox):
+            log.err(RuntimeError(
+                f"ordered-wamp: {len(self.outbox)} messages were not acknowledged "
+                f"by the sequencer within {self.options['shutdown_timeout']}s of "
+                "shutdown and are lost"))
+        if self.link is not None:
+            link, self.link = self.link, None
+            yield link.stop()
+        yield super().stopService()
+
+    # -- produce ------------------------------------------------------------
+
+    def produce(self, routingKey, data):
+        try:
+            key, text = wire.encode_message(routingKey, data,
+                                            self.options['max_message_size'], toJson)
+        except wire.MessageRejected as e:
+            self.stats['rejected'] += 1
+            log.err(e, f"ordered-wamp: dropped message {routingKey!r}")
+            return
+        except Exception as e:  # produce never raises for the caller
+            self.stats['rejected'] += 1
+            log.err(e, f"ordered-wamp: dropped message {routingKey!r}")
+            return
+        self.stats['produced'] += 1
+        if self.outbox.add(key, text) is not None:
+            self.stats['outbox_dropped'] += 1
+            n = self.stats['outbox_dropped']
+            if n == 1 or n % 10000 == 0:
+                log.err(RuntimeError(
+                    f"ordered-wamp: outbox full ({self.outbox.max_messages} messages "
+                    f"unacknowledged): dropped the oldest; {n} dropped so far"))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            from twisted.internet import reactor
+            reactor.callLater(0, self._flush)
+
+    def _flush(self):
+        self._flush_scheduled = False
+        session = self._session
+        if self._submitting or session is None or not self._synced or not len(self.outbox):
+            return
+        batch = self.outbox.batch(MAX_BATCH, MAX_BATCH_BYTES)
+        self._submitting = True
+        self.stats['batches'] += 1
+        gen = self._generation
+        d = session.call(wire.SUBMIT, self.producer_id, batch)
+        d.addCallbacks(self._acked, self._submit_failed,
+                       callbackArgs=(gen,), errbackArgs=(gen,))
+
+    def _acked(self, result, gen):
+        if gen != self._generation:
+            return
+        self._submitting = False
+        mark, last_pos = result
+        self.outbox.ack(mark)
+        if last_pos:
+            self._last_acked_pos = max(self._last_acked_pos, last_pos)
+        if len(self.outbox):
+            self._flush()
+        self._check_idle()
+
+    def _submit_failed(self, failure, gen):
+        if gen != self._generation:
+            return
+        self._submitting = False
+        if self._session is None:
+            return  # the next join resubmits
+        log.msg(f"ordered-wamp: submit failed ({failure.getErrorMessage()}); retrying")
+        from twisted.internet import reactor
+        reactor.callLater(self.options['initial_retry_delay'], self._flush)
+
+    # -- consume ------------------------------------------------------------
+
+    def startConsuming(self, callback, filter, persistent_name=None):
+        if any(not isinstance(k, str) and k is not None for k in filter):
+            raise AssertionError(f"{filter} is not a filter")
+        qref = self.registry.add(callback, filter, persistent_name)
+        if self._synced:
+            return defer.succeed(qref)
+        # effective once we know our place in the stream
+        d = defer.Deferred()
+        self._sync_waiters.append(d)
+        d.addCallback(lambda _: qref)
+        return d
+
+    # -- the session --------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _joined(self, session):
+        self._generation += 1
+        self._submitting = False
+        self._replaying = False
+        gen = self._generation
+        yield session.subscribe(self._on_stream, wire.STREAM)
+        first_pos, head, _ = yield session.call(wire.REPLAY, 0, 0)
+        if gen != self._generation:
+            return
+        self._session = session
+        self._sync(head)
+        self._flush()
+
+    def _left(self):
+        self._generation += 1
+        self._session = None
+        self._submitting = False
+        self._replaying = False
+
+    def _sync(self, head):
+        buf = self.buffer
+        if not buf.started:
+            self._deliver(buf.start(head + 1))
+            self._synced = True
+            waiters, self._sync_waiters = self._sync_waiters, []
+            for d in waiters:
+                d.callback(None)
+        elif head < buf.next_pos - 1:
+            log.err(RuntimeError(
+                f"ordered-wamp: the sequencer's stream ends at position {head}, before "
+                f"position {buf.next_pos - 1} this master already delivered: its "
+                "journal was lost; continuing from the new stream"))
+            self.buffer = ReorderBuffer(buf.capacity, next_pos=head + 1)
+        else:
+            buf.saw(head)
+        self._fill_holes()
+
+    def _on_stream(self, entries):
+        if not isinstance(entries, list):
+            log.msg("ordered-wamp: ignored a malformed stream event")
+            return
+        good = [e for e in entries if wire.is_entry(e)]
+        if len(good) != len(entries):
+            log.msg(f"ordered-wamp: ignored {len(entries) - len(good)} malformed stream entries")
+        self._deliver(self.buffer.offer(good))
+        self._fill_holes()
+
+    def _fill_holes(self):
+        if self._replaying or self._session is None or self.buffer.missing() is None:
+            return
+        self._replaying = True
+        gen = self._generation
+        d = self._replay(self._session, gen)
+
+        def done(res):
+            if gen == self._generation:
+                self._replaying = False
+            return res
+        d.addBoth(done)
+        d.addErrback(lambda f: log.msg(f"ordered-wamp: replay interrupted ({f.getErrorMessage()})"))
+
+    @defer.inlineCallbacks
+    def _replay(self, session, gen):
+        while gen == self._generation:
+            gap = self.buffer.missing()
+            if gap is None:
+                return
+            first, last = gap
+            first_pos, head, entries = yield session.call(
+                wire.REPLAY, first, min(last - first + 1, MAX_REPLAY))
+            if gen != self._generation:
+                return
+            buf = self.buffer
+            before = buf.next_pos
+            if head < buf.highest_seen:
+                log.msg(f"ordered-wamp: ignored stream positions above {head}, "
+                        "the sequencer's head: not published by the sequencer")
+                buf.forget_above(head)
+            if first_pos > first:
+                end = min(first_pos - 1, last)
+                lost = end - first + 1
+                self.stats['skipped'] += lost
+                log.err(RuntimeError(
+                    f"ordered-wamp: stream positions {first}..{end} ({lost} messages) are "
+                    "no longer in the sequencer's history (retention exceeded); skipped"))
+                self._deliver(buf.skip_to(end + 1))
+            self._deliver(buf.offer([e for e in entries if wire.is_entry(e)]))
+            if buf.next_pos == before and buf.missing() == gap:
+                # the sequencer has nothing for a hole it should have: do not stall
+                log.err(RuntimeError(
+                    f"ordered-wamp: the sequencer returned nothing for stream positions "
+                    f"{first}..{last}; skipped"))
+                self.stats['skipped'] += last - first + 1
+                self._deliver(buf.skip_to(last + 1))
+
+    def _deliver(self, entries):
+        if not entries:
+            return
+        for pos, seq, key, text in entries:
+            key = tuple(key)
+            data = decoded = None
+            for qref in self.registry.consumers:
+                if not tuplematch.matchTuple(key, qref.filter):
+                    continue
+                if not decoded:
+                    try:
+                        data = json.loads(text)
+                    except ValueError as e:
+                        log.msg(f"ordered-wamp: ignored stream position {pos}: "
+                                f"undecodable data ({e})")
+                        break
+                    decoded = True
+                self.delivery = (pos, seq)
+                self.invokeQref(qref, key, data)
+        self.delivery = None
+        self.stats['delivered'] += len(entries)
+        self._check_idle()
+
+    # -- idleness (for stopService) ------------------------------------------
+
+    def _is_idle(self):
+        return (not len(self.outbox) and not self._submitting and
+                (self.buffer is None or self.buffer.next_pos is None or
+                 self.buffer.next_pos > self._last_acked_pos))
+
+    def _check_idle(self):
+        if self._idle_waiters and self._is_idle():
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for d in waiters:
+                if not d.called:
+                    d.callback(None)
+
+    def _wait_idle(self, timeout):
+        """Wait until everything produced here is sequenced and delivered here."""
+        if self._is_idle() or self.options is None:
+            return defer.succeed(None)
+        from twisted.internet import reactor
+        d = defer.Deferred()
+        self._idle_waiters.append(d)
+        timer = reactor.callLater(timeout, d.callback, None)
+
+        def cancel_timer(result):
+            if timer.active():
+                timer.cancel()
+            return result
+        d.addBoth(cancel_timer)
+        return d

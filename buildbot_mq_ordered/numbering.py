@@ -1,0 +1,63 @@
+"""The sequencer's numbering: stream positions, per-key sequence numbers and
+producer de-duplication. Pure: no reactor, no I/O.
+
+Memory stays bounded however many routing keys there are: only the most
+recently used keys' counters are kept here, and a key that fell out of that
+cache is looked up with ``lookup_seq`` (the journal on disk), so a key seen
+again much later still gets the next number, never 1 again.
+"""
+
+from collections import OrderedDict
+
+
+class Numbering:
+    def __init__(self, last_pos=0, producer_marks=None, lookup_seq=None,
+                 key_cache_size=10000):
+        self.last_pos = last_pos
+        # producer id -> highest producer sequence number sequenced
+        self.producer_marks = dict(producer_marks or {})
+        self._lookup_seq = lookup_seq or (lambda key: 0)
+        self._key_cache_size = key_cache_size
+        self._key_seq = OrderedDict()
+
+    def last_seq(self, key):
+        seq = self._key_seq.get(key)
+        if seq is None:
+            seq = self._lookup_seq(key)
+        return seq
+
+    def assign(self, producer, messages):
+        """Number one submitted batch.
+
+        ``messages`` is an iterable of (producer_seq, key, payload) with key a
+        tuple; a message whose producer_seq is not above what this producer
+        already had sequenced is a resubmission and is dropped.
+
+        Returns (entries, producer_mark): entries are (pos, seq, key,
+        payload) for the new messages, and producer_mark is the highest
+        producer_seq now sequenced for this producer (what the submitter may
+        forget).
+        """
+        mark = self.producer_marks.get(producer, 0)
+        cache = self._key_seq
+        entries = []
+        pos = self.last_pos
+        for pseq, key, payload in messages:
+            if pseq <= mark:
+                continue
+            mark = pseq
+            seq = cache.pop(key, None)
+            if seq is None:
+                seq = self._lookup_seq(key)
+            seq += 1
+            cache[key] = seq
+            pos += 1
+            entries.append((pos, seq, key, payload))
+        self.last_pos = pos
+        if mark:
+            self.producer_marks[producer] = mark
+        # evict least recently used counters; the journal has them
+        excess = len(cache) - self._key_cache_size
+        for _ in range(max(0, excess)):
+            cache.popitem(last=False)
+        return entries, mark

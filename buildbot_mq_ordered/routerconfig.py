@@ -1,0 +1,81 @@
+"""The Crossbar node configuration that ``buildbot-mq-ordered router`` writes.
+
+One router worker, one realm, one WebSocket transport, the sequencer as a
+router component. Roles:
+
+- ``master``: may call submit and replay and subscribe to the stream;
+  may not publish or register anything, so a master cannot forge stream
+  events or stand in for the sequencer.
+- ``sequencer``: the router component; the only one that may register the
+  sequencer's procedures and publish the stream.
+
+``open_realm`` gives every session every permission: for tests of a
+misbehaving client and for running the stock ``wamp`` MQ on the same router
+(it publishes on its own topics). Never for production.
+"""
+
+import os
+
+from buildbot_mq_ordered import wire
+
+MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+
+def _allow(call=False, register=False, publish=False, subscribe=False):
+    return {'call': call, 'register': register, 'publish': publish,
+            'subscribe': subscribe}
+
+
+def _permission(uri, match, allow):
+    return {'uri': uri, 'match': match, 'allow': allow,
+            'disclose': {'caller': False, 'publisher': False}, 'cache': True}
+
+
+def roles(open_realm=False):
+    everything = _allow(True, True, True, True)
+    master = [_permission('', 'prefix', everything)] if open_realm else [
+        _permission(wire.SUBMIT, 'exact', _allow(call=True)),
+        _permission(wire.REPLAY, 'exact', _allow(call=True)),
+        _permission(wire.STREAM, 'exact', _allow(subscribe=True)),
+    ]
+    return [
+        {'name': 'master', 'permissions': master},
+        {'name': 'sequencer', 'permissions': [_permission('', 'prefix', everything)]},
+    ]
+
+
+def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
+                open_realm=False, retention_messages=1000000,
+                retention_seconds=7 * 86400, fsync=False, key_cache_size=10000):
+    endpoint = {'type': 'tcp', 'port': port, 'interface': host}
+    transport = {
+        'type': 'websocket',
+        'endpoint': endpoint,
+        'serializers': ['msgpack', 'json'],
+        'options': {'max_message_size': MAX_MESSAGE_SIZE,
+                    'auto_ping_interval': 10000, 'auto_ping_timeout': 5000},
+        'auth': {'anonymous': {'type': 'static', 'role': 'master'}},
+    }
+    sequencer = {
+        'type': 'class',
+        'classname': 'buildbot_mq_ordered.sequencer.Sequencer',
+        'realm': realm,
+        'role': 'sequencer',
+        'extra': {
+            'journal': os.path.join(os.path.abspath(cbdir), 'sequencer.sqlite'),
+            'retention_messages': retention_messages,
+            'retention_seconds': retention_seconds,
+            'fsync': fsync,
+            'key_cache_size': key_cache_size,
+        },
+    }
+    return {
+        'version': 2,
+        'controller': {},
+        'workers': [{
+            'type': 'router',
+            'realms': [{'name': realm, 'roles': roles(open_realm)}],
+            'transports': [transport],
+            'components': [sequencer],
+        }],
+    }

@@ -1,0 +1,83 @@
+"""The sequencer: a WAMP component that gives every message its place.
+
+It runs inside the Crossbar router worker (a router component in the node
+config written by ``buildbot-mq-ordered router``), so sequencing adds no
+network hop. It registers the submit and replay procedures with the default
+'single' invocation policy: a second sequencer on the realm is refused.
+
+Per submitted batch: number it (``Numbering``), write it to the journal,
+publish it as one stream event, then acknowledge the submitter.
+No buildbot imports: the router host needs only crossbar.
+"""
+
+import os
+
+from autobahn.twisted.wamp import ApplicationSession
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet import defer
+
+from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.journal import Journal
+from buildbot_mq_ordered.numbering import Numbering
+
+MAX_REPLAY = 5000
+MALFORMED = 'buildbot.mq.ordered.error.malformed'
+
+
+class Sequencer(ApplicationSession):
+
+    @defer.inlineCallbacks
+    def onJoin(self, details):
+        extra = self.config.extra or {}
+        path = extra.get('journal') or os.path.join(os.getcwd(), 'sequencer.sqlite')
+        self.journal = Journal(
+            path,
+            retention_messages=extra.get('retention_messages', 1000000),
+            retention_seconds=extra.get('retention_seconds', 7 * 86400),
+            fsync=extra.get('fsync', False))
+        self.numbering = Numbering(
+            last_pos=self.journal.last_pos,
+            producer_marks=self.journal.producer_marks(),
+            lookup_seq=self.journal.last_seq,
+            key_cache_size=extra.get('key_cache_size', 10000))
+        try:
+            yield self.register(self.submit, wire.SUBMIT)
+            yield self.register(self.replay, wire.REPLAY)
+        except ApplicationError as e:
+            self.log.error("sequencer: cannot register on realm {realm}: {err} "
+                           "(is another sequencer running?)",
+                           realm=self.config.realm, err=e.error_message())
+            self.leave()
+            return
+        self.log.info("sequencer ready on realm {realm}: journal {path}, "
+                      "next position {pos}", realm=self.config.realm, path=path,
+                      pos=self.journal.last_pos + 1)
+
+    def onLeave(self, details):
+        journal = getattr(self, 'journal', None)
+        if journal is not None:
+            journal.close()
+            self.journal = None
+        super().onLeave(details)
+
+    def submit(self, producer, messages):
+        if not isinstance(producer, str) or not isinstance(messages, list) or \
+                not all(wire.is_submission(m) for m in messages):
+            self.log.warn("sequencer: ignoring a malformed submit (producer {p!r})",
+                          p=producer if isinstance(producer, str) else type(producer))
+            raise ApplicationError(MALFORMED, "malformed submit")
+        entries, mark = self.numbering.assign(
+            producer, ((m[0], tuple(m[1]), m[2]) for m in messages))
+        if not entries:
+            return [mark, None]
+        self.journal.append(entries, producer, mark)
+        self.publish(wire.STREAM, entries)
+        return [mark, entries[-1][0]]
+
+    def replay(self, from_pos, limit=MAX_REPLAY):
+        if type(from_pos) is not int or type(limit) is not int:
+            raise ApplicationError(MALFORMED, "replay takes (from_pos, limit)")
+        limit = max(0, min(limit, MAX_REPLAY))
+        start = max(from_pos, self.journal.first_pos)
+        entries = self.journal.read(start, limit) if limit else []
+        return [self.journal.first_pos, self.journal.last_pos, entries]

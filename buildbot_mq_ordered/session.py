@@ -1,0 +1,126 @@
+"""The WAMP session of a master: connect, retry with backoff, stay up.
+
+Built on autobahn's ``Component`` and its retry settings. A Component is
+"done" when its session leaves cleanly (a router shutting down says goodbye),
+which for a master is just another lost connection: ``RouterLink`` starts it
+again until ``stop()`` is called. Nothing here ever stops the master.
+"""
+
+from urllib.parse import urlparse
+
+import txaio
+from autobahn.twisted.component import Component
+from twisted.internet import defer
+from twisted.internet import reactor as default_reactor
+from twisted.python import log
+
+
+def transport_config(url, serializers, retry, ca_file=None):
+    parsed = urlparse(url)
+    secure = parsed.scheme == 'wss'
+    endpoint = {
+        'type': 'tcp',
+        'host': parsed.hostname,
+        'port': parsed.port or (443 if secure else 80),
+    }
+    if secure:
+        from twisted.internet.ssl import optionsForClientTLS, Certificate
+        trust = None
+        if ca_file:
+            with open(ca_file, 'rb') as f:
+                trust = Certificate.loadPEM(f.read())
+        endpoint['tls'] = optionsForClientTLS(parsed.hostname, trustRoot=trust)
+    cfg = {'type': 'websocket', 'url': url, 'endpoint': endpoint,
+           'serializers': serializers,
+           'options': {'autoPingInterval': 10, 'autoPingTimeout': 5,
+                       'openHandshakeTimeout': 10, 'closeHandshakeTimeout': 2}}
+    cfg.update(retry)
+    return cfg
+
+
+class RouterLink:
+    """Keeps one session joined to the router; calls back on join and leave.
+
+    ``on_join(session)`` may return a Deferred; ``on_leave()`` is called once
+    per joined session that ended.
+    """
+
+    def __init__(self, url, realm, on_join, on_leave, retry, authentication=None,
+                 ca_file=None, serializers=('msgpack',), reactor=None):
+        self.url = url
+        self.realm = realm
+        self._on_join = on_join
+        self._on_leave = on_leave
+        self._retry = retry
+        self._authentication = authentication or {}
+        self._ca_file = ca_file
+        self._serializers = list(serializers)
+        self._reactor = reactor or default_reactor
+        self._component = None
+        self._running = None      # Deferred of the keep-alive loop
+        self._stopping = False
+        self.session = None
+
+    def start(self):
+        self._stopping = False
+        self._running = self._keep_running()
+        return self._running
+
+    @defer.inlineCallbacks
+    def _keep_running(self):
+        while not self._stopping:
+            self._component = Component(
+                transports=[transport_config(self.url, self._serializers, self._retry,
+                                             self._ca_file)],
+                realm=self.realm, authentication=self._authentication)
+            self._component.on('join', self._joined)
+            self._component.on('leave', self._left)
+            try:
+                yield self._component.start(self._reactor)
+            except Exception as e:
+                if not self._stopping:
+                    log.msg(f"ordered-wamp: router connection ended ({e}); restarting")
+            self._component = None
+            if not self._stopping:
+                # a clean goodbye (router shutting down): back off a little, then retry
+                d = defer.Deferred()
+                self._reactor.callLater(self._retry.get('initial_retry_delay', 1), d.callback, None)
+                yield d
+
+    def _joined(self, session, details):
+        self.session = session
+        log.msg(f"ordered-wamp: joined realm '{self.realm}' at {self.url}")
+        d = defer.maybeDeferred(self._on_join, session)
+
+        def failed(f):
+            if self.session is session and not self._stopping:
+                log.msg(f"ordered-wamp: setting up the session failed ({f.getErrorMessage()});"
+                        " reconnecting")
+                session.disconnect()
+        d.addErrback(failed)
+        return None
+
+    def _left(self, session, details):
+        if self.session is not session:
+            return
+        self.session = None
+        if not self._stopping:
+            log.msg(f"ordered-wamp: left the router ({details.reason}); reconnecting")
+        self._on_leave()
+
+    @defer.inlineCallbacks
+    def stop(self):
+        self._stopping = True
+        comp = self._component
+        if comp is not None:
+            try:
+                yield comp.stop()
+            except Exception:
+                pass
+        if self._running is not None:
+            yield self._running
+
+
+def set_log_level(level):
+    txaio.set_global_log_level(level)
+

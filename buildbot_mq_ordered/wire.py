@@ -1,0 +1,71 @@
+"""What travels between masters and the sequencer: URIs and message checks.
+
+Routing keys travel as lists inside the payload (never encoded into a WAMP
+URI), so any string element round-trips: dots, '#', '*', spaces, ''.
+Message data travels as its JSON text: the router and the sequencer never
+parse it, and a consumer decodes it only when a local consumer matches.
+
+submit(producer_id, [[producer_seq, key, data_json], ...])
+    -> [producer_mark, last_pos]: the highest producer_seq sequenced for
+       producer_id, and the position of the batch's last new message (or None)
+replay(from_pos, limit) -> [first_pos, last_pos, [entry, ...]]
+    first_pos: oldest position still in the history; last_pos: the head
+stream event: [entry, ...]  with entry = [pos, seq, key, data_json]
+"""
+
+import json
+
+PREFIX = 'buildbot.mq.ordered.'
+SUBMIT = PREFIX + 'submit'
+REPLAY = PREFIX + 'replay'
+STREAM = PREFIX + 'stream'
+
+# room for the envelope of a batch around the messages' own bytes
+BATCH_OVERHEAD = 64 * 1024
+
+
+class MessageRejected(ValueError):
+    """A produced message that cannot be sent; the reason says why."""
+
+
+def encode_message(routing_key, data, max_size, default=None):
+    """(key list, data JSON) for a produced message, or MessageRejected.
+
+    ``default`` converts what JSON lacks (Buildbot passes ``util.toJson``).
+    No buildbot import here: the router host needs none.
+    """
+    if not isinstance(routing_key, (tuple, list)) or not all(
+            isinstance(k, str) for k in routing_key):
+        raise MessageRejected("routing key must be a tuple of strings")
+    try:
+        text = json.dumps(data, default=default, ensure_ascii=False,
+                          separators=(',', ':'))
+    except (TypeError, ValueError, RecursionError) as e:
+        raise MessageRejected(f"data is not JSON-serialisable: {e}") from e
+    size = len(text.encode('utf-8')) if len(text) * 4 > max_size else len(text)
+    if size > max_size:
+        raise MessageRejected(
+            f"message of {size} bytes exceeds max_message_size ({max_size})")
+    return list(routing_key), text
+
+
+def decode_data(text):
+    return json.loads(text)
+
+
+def is_entry(e):
+    """Well-formed stream entry? (checked once per entry at the edge)"""
+    return (isinstance(e, (list, tuple)) and len(e) == 4
+            and type(e[0]) is int and e[0] > 0 and type(e[1]) is int
+            and isinstance(e[2], (list, tuple))
+            and all(isinstance(k, str) for k in e[2])
+            and isinstance(e[3], str))
+
+
+def is_submission(m):
+    """Well-formed submitted message [producer_seq, key, data_json]?"""
+    return (isinstance(m, (list, tuple)) and len(m) == 3
+            and type(m[0]) is int and m[0] > 0
+            and isinstance(m[1], (list, tuple))
+            and all(isinstance(k, str) for k in m[1])
+            and isinstance(m[2], str))

@@ -1,0 +1,34 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='buildbot-mq-ordered',
+    version='0.1.0',
+    description="Totally ordered, lossless multi-master MQ for Buildbot over a Crossbar router",
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    license='GPL-2.0-only',
+    packages=find_packages(include=['buildbot_mq_ordered', 'buildbot_mq_ordered.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'buildbot>=4.0',
+        'twisted',
+        'txaio',
+        'autobahn',
+        'msgpack',
+    ],
+    extras_require={
+        'router': ['crossbar'],
+        'test': [
+            'crossbar',
+            'buildbot-worker',
+            'pytest',
+            'pytest-twisted',
+            'hypothesis',
+            'psutil',
+            'sphinx',
+        ],
+    },
+    entry_points={
+        'console_scripts': ['buildbot-mq-ordered = buildbot_mq_ordered.cli:main'],
+    },
+)
