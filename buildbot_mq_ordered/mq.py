@@ -6,6 +6,7 @@ feeds stream events and replay answers to the ``ReorderBuffer``, and hands
 what it releases to the local consumers.
 """
 
+import datetime
 import json
 import uuid
 
@@ -33,6 +34,14 @@ MAX_REPLAY = 5000
 CONNECTION_KEYS = ('router_url', 'realm', 'initial_retry_delay', 'max_retry_delay',
                    'retry_delay_growth', 'retry_delay_jitter', 'authid', 'secret',
                    'secret_file', 'ca_file')
+
+
+def json_default(obj):
+    # Buildbot's toJson turns datetimes into epoch seconds, but anything else
+    # into None, silently; here anything else is an error the producer sees
+    if isinstance(obj, datetime.datetime):
+        return toJson(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
@@ -121,14 +130,11 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
     def produce(self, routingKey, data):
         try:
             key, text = wire.encode_message(routingKey, data,
-                                            self.options['max_message_size'], toJson)
-        except wire.MessageRejected as e:
-            self.stats['rejected'] += 1
-            log.err(e, f"ordered-wamp: dropped message {routingKey!r}")
-            return
+                                            self.options['max_message_size'], json_default)
         except Exception as e:  # produce never raises for the caller
             self.stats['rejected'] += 1
-            log.err(e, f"ordered-wamp: dropped message {routingKey!r}")
+            log.err(wire.MessageRejected(
+                f"ordered-wamp: dropped message {routingKey!r}: {e}"))
             return
         self.stats['produced'] += 1
         if self.outbox.add(key, text) is not None:

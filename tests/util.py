@@ -1,0 +1,95 @@
+"""Helpers for integration tests: masters (OrderedWampMQ instances) in this
+process, and consumers whose arrivals can be awaited with a bound."""
+
+from twisted.application import service as ts
+from twisted.internet import defer
+from twisted.internet import reactor
+
+from buildbot_mq_ordered.mq import OrderedWampMQ
+
+TIMEOUT = 30
+
+
+class FakeConfig:
+    def __init__(self, mq):
+        self.mq = mq
+
+
+def mq_config(router, **options):
+    mq = {'type': 'ordered-wamp', 'router_url': router.url, 'realm': router.realm,
+          'initial_retry_delay': 0.2, 'max_retry_delay': 1.0}
+    mq.update(options)
+    return mq
+
+
+@defer.inlineCallbacks
+def start_master(testcase, router, **options):
+    """An OrderedWampMQ under a parent service, stopped at test cleanup."""
+    parent = ts.MultiService()
+    mq = OrderedWampMQ()
+    yield mq.setServiceParent(parent)
+    yield mq.reconfigServiceWithBuildbotConfig(FakeConfig(mq_config(router, **options)))
+    yield defer.maybeDeferred(parent.startService)
+    testcase.addCleanup(stop_master, mq)
+    return mq
+
+
+def stop_master(mq):
+    if not mq.running:
+        return defer.succeed(None)
+    return defer.maybeDeferred(mq.parent.stopService)
+
+
+def with_timeout(d, timeout=TIMEOUT, what='event'):
+    """Bound a Deferred: errback with TimeoutError naming what was awaited."""
+    result = defer.Deferred()
+
+    def expire():
+        if not result.called:
+            result.errback(defer.TimeoutError(f"timed out after {timeout}s waiting for {what}"))
+    timer = reactor.callLater(timeout, expire)
+
+    def done(r):
+        if timer.active():
+            timer.cancel()
+        if not result.called:
+            result.callback(r)
+    d.addBoth(done)
+    return result
+
+
+class Collector:
+    """A consumer callback recording (routing_key, data, pos, seq)."""
+
+    def __init__(self, mq=None):
+        self.mq = mq
+        self.received = []
+        self._waiters = []
+
+    def __call__(self, key, data):
+        delivery = self.mq.delivery if self.mq is not None else None
+        self.received.append((key, data, delivery))
+        for n, d in list(self._waiters):
+            if len(self.received) >= n:
+                self._waiters.remove((n, d))
+                d.callback(self.received)
+
+    @property
+    def keys(self):
+        return [r[0] for r in self.received]
+
+    @property
+    def data(self):
+        return [r[1] for r in self.received]
+
+    @property
+    def positions(self):
+        return [r[2][0] for r in self.received]
+
+    def wait_for(self, n, timeout=TIMEOUT):
+        """Fires with the received list once n messages arrived (bounded)."""
+        if len(self.received) >= n:
+            return defer.succeed(self.received)
+        d = defer.Deferred()
+        self._waiters.append((n, d))
+        return with_timeout(d, timeout, f"{n} messages (have {len(self.received)})")
