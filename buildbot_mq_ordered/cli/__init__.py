@@ -4,7 +4,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ('router',)
+COMMANDS = ('router', 'node')
 
 
 def main(argv=None):
