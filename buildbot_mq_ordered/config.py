@@ -51,6 +51,15 @@ def _positive_number(v):
     return None
 
 
+MAX_MESSAGE_SIZE_LIMIT = 8 * 1024 * 1024  # the router takes 16 MiB frames
+
+
+def _message_size(v):
+    if _positive_int(v) or v > MAX_MESSAGE_SIZE_LIMIT:
+        return f"a positive integer of at most {MAX_MESSAGE_SIZE_LIMIT}"
+    return None
+
+
 def _non_negative_number(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
         return "a number >= 0"
@@ -107,7 +116,7 @@ CHECKS = {
     'retry_delay_jitter': _non_negative_number,
     'max_outbox': _positive_int,
     'reorder_buffer_size': _positive_int,
-    'max_message_size': _positive_int,
+    'max_message_size': _message_size,
     'shutdown_timeout': _non_negative_number,
     'authid': _optional_str,
     'secret': _secret,
