@@ -10,6 +10,7 @@ import datetime
 import json
 import uuid
 
+from autobahn.wamp.types import SubscribeOptions
 from twisted.internet import defer
 from twisted.python import log
 
@@ -58,7 +59,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         # (pos, seq) of the message being delivered, while a callback runs
         self.delivery = None
         self.stats = {'produced': 0, 'rejected': 0, 'delivered': 0, 'batches': 0,
-                      'skipped': 0, 'outbox_dropped': 0}
+                      'skipped': 0, 'outbox_dropped': 0, 'foreign_events': 0}
         self._session = None
         self._generation = 0          # bumps on every join: stale replies are ignored
         self._flush_scheduled = False
@@ -206,7 +207,8 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._submitting = False
         self._replaying = False
         gen = self._generation
-        yield session.subscribe(self._on_stream, wire.STREAM)
+        yield session.subscribe(self._on_stream, wire.STREAM,
+                                options=SubscribeOptions(details_arg='details'))
         first_pos, head, _ = yield session.call(wire.REPLAY, 0, 0)
         if gen != self._generation:
             return
@@ -238,7 +240,13 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
             buf.saw(head)
         self._fill_holes()
 
-    def _on_stream(self, entries):
+    def _on_stream(self, entries, details=None):
+        if details is None or details.publisher_authrole != wire.SEQUENCER_ROLE:
+            self.stats['foreign_events'] += 1
+            if self.stats['foreign_events'] in (1, 10, 100, 1000, 10000):
+                log.msg("ordered-wamp: ignored a stream event not published by the sequencer "
+                        f"({self.stats['foreign_events']} so far)")
+            return
         if not isinstance(entries, list):
             log.msg("ordered-wamp: ignored a malformed stream event")
             return

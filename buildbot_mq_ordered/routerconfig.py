@@ -7,7 +7,10 @@ router component. Roles:
   may not publish or register anything, so a master cannot forge stream
   events or stand in for the sequencer.
 - ``sequencer``: the router component; the only one that may register the
-  sequencer's procedures and publish the stream.
+  sequencer's procedures and publish the stream. The router discloses this
+  role on every event it publishes, and masters drop stream events from any
+  other publisher - so even on an open realm no other client's event is
+  delivered.
 
 ``open_realm`` gives every session every permission: for tests of a
 misbehaving client and for running the stock ``wamp`` MQ on the same router
@@ -26,9 +29,9 @@ def _allow(call=False, register=False, publish=False, subscribe=False):
             'subscribe': subscribe}
 
 
-def _permission(uri, match, allow):
+def _permission(uri, match, allow, disclose=False):
     return {'uri': uri, 'match': match, 'allow': allow,
-            'disclose': {'caller': False, 'publisher': False}, 'cache': True}
+            'disclose': {'caller': False, 'publisher': disclose}, 'cache': True}
 
 
 def roles(open_realm=False):
@@ -40,7 +43,10 @@ def roles(open_realm=False):
     ]
     return [
         {'name': 'master', 'permissions': master},
-        {'name': 'sequencer', 'permissions': [_permission('', 'prefix', everything)]},
+        # the router discloses the sequencer's role on its events: masters
+        # deliver only events whose publisher has the role 'sequencer'
+        {'name': wire.SEQUENCER_ROLE,
+         'permissions': [_permission('', 'prefix', everything, disclose=True)]},
     ]
 
 
@@ -60,7 +66,7 @@ def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
         'type': 'class',
         'classname': 'buildbot_mq_ordered.sequencer.Sequencer',
         'realm': realm,
-        'role': 'sequencer',
+        'role': wire.SEQUENCER_ROLE,
         'extra': {
             'journal': os.path.join(os.path.abspath(cbdir), 'sequencer.sqlite'),
             'retention_messages': retention_messages,

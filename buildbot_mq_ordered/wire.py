@@ -19,6 +19,8 @@ PREFIX = 'buildbot.mq.ordered.'
 SUBMIT = PREFIX + 'submit'
 REPLAY = PREFIX + 'replay'
 STREAM = PREFIX + 'stream'
+# the router discloses the publisher's role on stream events; only this one counts
+SEQUENCER_ROLE = 'sequencer'
 
 # room for the envelope of a batch around the messages' own bytes
 BATCH_OVERHEAD = 64 * 1024
