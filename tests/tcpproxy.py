@@ -1,0 +1,86 @@
+"""A small TCP proxy on loopback that a test can cut: for network faults
+between one master and the router. Threads, so it works while the test
+blocks on other processes."""
+
+import socket
+import threading
+
+
+class CuttableProxy:
+    def __init__(self, target_port, host='127.0.0.1'):
+        self.target = (host, target_port)
+        self._lock = threading.Lock()
+        self._conns = []
+        self._cut = False
+        self._closed = False
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((host, 0))
+        self._listener.listen(16)
+        self.port = self._listener.getsockname()[1]
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f'ws://127.0.0.1:{self.port}/ws'
+
+    def _accept(self):
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                refuse = self._cut or self._closed
+            if refuse:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        """Drop every connection and refuse new ones until restore()."""
+        with self._lock:
+            self._cut = True
+            conns, self._conns = self._conns, []
+            self.cuts += 1
+        for pair in conns:
+            for s in pair:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def restore(self):
+        with self._lock:
+            self._cut = False
+
+    def close(self):
+        self._closed = True
+        self.cut()
+        self._listener.close()
