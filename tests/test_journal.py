@@ -1,5 +1,8 @@
 """Journal: the sequencer's SQLite history, persistence and retention."""
 
+import os
+import shutil
+
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import journal as journal_module
@@ -25,8 +28,24 @@ class JournalTest(unittest.TestCase):
         return j
 
     def setUp(self):
-        self.path = self.mktemp()
+        self.path = self.tempfile()
         self.clock = FakeClock()
+
+    def tempfile(self):
+        """self.mktemp(), removed afterwards: under pytest trial's mktemp
+        creates its directories in the current directory, not _trial_temp."""
+        path = self.mktemp()
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+
+        def remove():
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                os.removedirs(os.path.dirname(folder))
+            except OSError:
+                pass   # not empty: other tests' folders
+        self.addCleanup(remove)
+        return path
 
     def numbered(self, j, producer, specs, **kw):
         """Number (pseq, key) pairs with a Numbering wired to the journal
@@ -208,7 +227,7 @@ class Retention(JournalTest):
         self.assertEqual(j.first_pos, 1)
         j.prune()
         self.assertEqual(j.first_pos, 8)      # age keeps 3 < count keeps 5
-        j2 = self.open(self.mktemp(), retention_messages=2, retention_seconds=100,
+        j2 = self.open(self.tempfile(), retention_messages=2, retention_seconds=100,
                        clock=self.clock)
         for pos in range(1, 11):
             j2.append([(pos, pos, ('k',), '1')], 'p', pos)

@@ -210,7 +210,7 @@ def submissions(draw):
     next_pseq = {p: 1 for p in producers}
     sent = {p: [] for p in producers}
     batches = []
-    for _ in range(draw(st.integers(1, 15))):
+    for _ in range(draw(st.integers(1, 10))):
         p = draw(st.sampled_from(producers))
         batch = []
         if sent[p] and draw(st.booleans()):
