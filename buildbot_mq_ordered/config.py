@@ -75,7 +75,11 @@ def _growth(v):
 def _router_url(v):
     if not isinstance(v, str) or not v:
         return "a ws:// or wss:// URL"
-    url = urlparse(v)
+    try:
+        url = urlparse(v)
+        url.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        return "a ws:// or wss:// URL"
     if url.scheme not in ('ws', 'wss') or not url.hostname:
         return "a ws:// or wss:// URL"
     return None

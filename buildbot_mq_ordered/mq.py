@@ -130,7 +130,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
 
     def produce(self, routingKey, data):
         try:
-            key, text = wire.encode_message(routingKey, data,
+            key, text, size = wire.encode_message(routingKey, data,
                                             self.options['max_message_size'], json_default)
         except Exception as e:  # produce never raises for the caller
             self.stats['rejected'] += 1
@@ -138,7 +138,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                 f"ordered-wamp: dropped message {routingKey!r}: {e}"))
             return
         self.stats['produced'] += 1
-        if self.outbox.add(key, text) is not None:
+        if self.outbox.add(key, text, size) is not None:
             self.stats['outbox_dropped'] += 1
             n = self.stats['outbox_dropped']
             if n == 1 or n % 10000 == 0:
@@ -159,7 +159,12 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._submitting = True
         self.stats['batches'] += 1
         gen = self._generation
-        d = session.call(wire.SUBMIT, self.producer_id, batch)
+        try:
+            d = session.call(wire.SUBMIT, self.producer_id, batch)
+        except Exception as e:  # encoding: produce's checks should make this unreachable
+            self._submitting = False
+            log.err(e, "ordered-wamp: could not send a batch to the sequencer")
+            return
         d.addCallbacks(self._acked, self._submit_failed,
                        callbackArgs=(gen,), errbackArgs=(gen,))
 

@@ -40,24 +40,29 @@ class Numbering:
         """
         mark = self.producer_marks.get(producer, 0)
         cache = self._key_seq
+        batch = {}   # this batch's counters: applied only if numbering succeeds
         entries = []
         pos = self.last_pos
         for pseq, key, payload in messages:
             if pseq <= mark:
                 continue
             mark = pseq
-            seq = cache.pop(key, None)
+            seq = batch.get(key)
             if seq is None:
-                seq = self._lookup_seq(key)
+                seq = cache.get(key)
+                if seq is None:
+                    seq = self._lookup_seq(key)
             seq += 1
-            cache[key] = seq
+            batch[key] = seq
             pos += 1
             entries.append((pos, seq, key, payload))
         self.last_pos = pos
         if mark:
             self.producer_marks[producer] = mark
+        for key, seq in batch.items():
+            cache.pop(key, None)
+            cache[key] = seq
         # evict least recently used counters; the journal has them
-        excess = len(cache) - self._key_cache_size
-        for _ in range(max(0, excess)):
+        for _ in range(len(cache) - self._key_cache_size):
             cache.popitem(last=False)
         return entries, mark

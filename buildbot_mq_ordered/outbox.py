@@ -15,27 +15,31 @@ class Outbox:
         self.next_seq = 1
         self.dropped = 0
         self._pending = deque()   # [producer_seq, key, data_json]
+        self._sizes = deque()     # bytes of each pending message's data
 
     def __len__(self):
         return len(self._pending)
 
-    def add(self, key, data_json):
-        """Queue a message; returns the message dropped to make room, or None."""
+    def add(self, key, data_json, size=None):
+        """Queue a message (size: bytes of data_json in UTF-8, if known);
+        returns the message dropped to make room, or None."""
         msg = [self.next_seq, key, data_json]
         self.next_seq += 1
         dropped = None
         if len(self._pending) >= self.max_messages:
             dropped = self._pending.popleft()
+            self._sizes.popleft()
             self.dropped += 1
         self._pending.append(msg)
+        self._sizes.append(len(data_json.encode('utf-8')) if size is None else size)
         return dropped
 
     def batch(self, max_count, max_bytes):
         """The oldest unacknowledged messages, within both limits (at least one)."""
         out = []
         size = 0
-        for msg in self._pending:
-            size += len(msg[2]) + 64
+        for msg, msg_size in zip(self._pending, self._sizes):
+            size += msg_size + 64
             if out and (len(out) >= max_count or size > max_bytes):
                 break
             out.append(msg)
@@ -47,5 +51,6 @@ class Outbox:
         pending = self._pending
         while pending and pending[0][0] <= mark:
             pending.popleft()
+            self._sizes.popleft()
             n += 1
         return n

@@ -49,18 +49,19 @@ class ReorderBuffer:
             if pos > self.highest_seen:
                 self.highest_seen = pos
             nxt = self.next_pos
-            if nxt is not None and pos < nxt:
-                continue
-            if pos == nxt and not held:
-                # the common case: in order, nothing waiting
-                out.append(entry)
-                self.next_pos = nxt + 1
+            if nxt is not None and pos <= nxt:
+                if pos == nxt:
+                    # the one we wait for is always taken, full buffer or not
+                    out.append(entry)
+                    nxt += 1
+                    while nxt in held:
+                        out.append(held.pop(nxt))
+                        nxt += 1
+                    self.next_pos = nxt
                 continue
             if pos in held or len(held) >= self.capacity:
                 continue
             held[pos] = entry
-        if held and self.next_pos is not None:
-            self._drain(out)
         return out
 
     def missing(self):

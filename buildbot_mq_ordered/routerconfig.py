@@ -18,8 +18,12 @@ misbehaving client and for running the stock ``wamp`` MQ on the same router
 """
 
 import os
+import re
 
 from buildbot_mq_ordered import wire
+
+AUTHID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.@-]{0,254}$')
+SECRET_ENV = 'BMO_ROUTER_SECRET_{}'
 
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
@@ -50,17 +54,62 @@ def roles(open_realm=False):
     ]
 
 
+def parse_secret_file(text, name='secret file'):
+    """``authid secret`` per line (blank lines and ``#`` comments allowed).
+
+    Returns a list of (authid, secret); raises ValueError naming the line.
+    """
+    users = []
+    seen = set()
+    for n, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith('#'):
+            continue
+        parts = stripped.split()
+        if len(parts) != 2:
+            raise ValueError(f"{name}, line {n}: expected 'authid secret' "
+                             f"(two words), found {len(parts)}")
+        authid, secret = parts
+        if not AUTHID.match(authid):
+            raise ValueError(f"{name}, line {n}: invalid authid {authid!r} (letters, "
+                             "digits and _ . @ - only)")
+        if authid in seen:
+            raise ValueError(f"{name}, line {n}: authid {authid!r} appears twice")
+        seen.add(authid)
+        users.append((authid, secret))
+    if not users:
+        raise ValueError(f"{name}: no 'authid secret' lines")
+    return users
+
+
+def auth_config(authids):
+    """WAMP-CRA for the given authids (role master), or anonymous masters.
+
+    The secrets are not written into the config: each is a reference to an
+    environment variable (SECRET_ENV) that Crossbar reads at start.
+    """
+    if not authids:
+        return {'anonymous': {'type': 'static', 'role': 'master'}}
+    return {'wampcra': {'type': 'static', 'users': {
+        authid: {'secret': '${%s}' % SECRET_ENV.format(i), 'role': 'master'}
+        for i, authid in enumerate(authids)}}}
+
+
 def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
                 open_realm=False, retention_messages=1000000,
-                retention_seconds=7 * 86400, fsync=False, key_cache_size=10000):
+                retention_seconds=7 * 86400, fsync=False, key_cache_size=10000,
+                authids=(), tls_cert=None, tls_key=None):
     endpoint = {'type': 'tcp', 'port': port, 'interface': host}
+    if tls_cert:
+        endpoint['tls'] = {'certificate': os.path.abspath(tls_cert),
+                           'key': os.path.abspath(tls_key)}
     transport = {
         'type': 'websocket',
         'endpoint': endpoint,
         'serializers': ['msgpack', 'json'],
         'options': {'max_message_size': MAX_MESSAGE_SIZE,
                     'auto_ping_interval': 10000, 'auto_ping_timeout': 5000},
-        'auth': {'anonymous': {'type': 'static', 'role': 'master'}},
+        'auth': auth_config(list(authids)),
     }
     sequencer = {
         'type': 'class',

@@ -31,10 +31,11 @@ class MessageRejected(ValueError):
 
 
 def encode_message(routing_key, data, max_size, default=None):
-    """(key list, data JSON) for a produced message, or MessageRejected.
+    """(key list, data JSON, size in bytes) for a produced message, or
+    MessageRejected saying why.
 
-    ``default`` converts what JSON lacks (Buildbot passes ``util.toJson``).
-    No buildbot import here: the router host needs none.
+    ``default`` converts what JSON lacks (Buildbot passes its datetime
+    handling). No buildbot import here: the router host needs none.
     """
     if not isinstance(routing_key, (tuple, list)) or not all(
             isinstance(k, str) for k in routing_key):
@@ -42,13 +43,15 @@ def encode_message(routing_key, data, max_size, default=None):
     try:
         text = json.dumps(data, default=default, ensure_ascii=False,
                           separators=(',', ':'))
+        # what UTF-8 cannot carry (lone surrogates) no serializer can send
+        size = len(text.encode('utf-8'))
+        '\x00'.join(routing_key).encode('utf-8')
     except (TypeError, ValueError, RecursionError) as e:
         raise MessageRejected(f"data is not JSON-serialisable: {e}") from e
-    size = len(text.encode('utf-8')) if len(text) * 4 > max_size else len(text)
     if size > max_size:
         raise MessageRejected(
             f"message of {size} bytes exceeds max_message_size ({max_size})")
-    return list(routing_key), text
+    return list(routing_key), text, size
 
 
 def decode_data(text):

@@ -1,8 +1,24 @@
-"""The load node's logic (see ``cli/node.py``): produce, consume, record."""
+"""The load node's logic (see ``cli/node.py``): produce, consume, record.
 
+Production modes:
+
+- ``--rate R``: offer R messages/s (steady, what a 10 ms tick owes), until
+  ``--messages`` are produced or ``--duration`` seconds passed;
+- ``--rate 0``: flat out, closed loop: at most ``--window`` of this node's
+  own messages in flight (produced, not yet delivered back here), so the
+  node measures what the MQ sustains instead of flooding buffers.
+
+What it delivered is summarised in constant memory (per producer a bitmap
+of indexes seen, a latency histogram, a running digest of the delivery
+order); with ``--record`` (the default) the full lists are written too.
+"""
+
+import hashlib
 import json
+import math
 import os
 import time
+import zlib
 
 from twisted.application import service as ts
 from twisted.internet import defer
@@ -13,11 +29,62 @@ from twisted.python import log
 
 import buildbot_mq_ordered  # noqa: F401  (registers ordered-wamp)
 
-# flat out: produce this many per reactor turn, and pause while the
-# outbox holds more than OUTBOX_HIGH (a load generator, not a flood)
+# flat out: produce at most this many per reactor turn
 CHUNK = 200
-OUTBOX_HIGH = 20000
 PROGRESS_EVERY = 0.5
+TICK = 0.01
+
+# latency histogram: bucket i holds latencies around LAT_MIN * exp(i / LAT_STEPS)
+LAT_MIN = 1e-5
+LAT_STEPS = 40      # 2.5 % resolution
+
+
+def routing_key(name, i, shared_keys=10, distinct_keys=0, index=0, nodes=1):
+    """The routing key of message ``i`` of node ``name`` (deterministic).
+
+    Default mix: even messages on ``shared_keys`` keys all nodes produce on,
+    odd ones on the node's private key. With ``distinct_keys`` N, all
+    nodes' messages together cycle through N keys (``index``/``nodes`` place
+    this node in that cycle). No '.' in any element (Buildbot's stock
+    ``wamp`` MQ splits on it).
+    """
+    if distinct_keys:
+        return ('load', 'k%d' % ((i * nodes + index) % distinct_keys), 'any')
+    if shared_keys and i % 2 == 0:
+        return ('load', 'shared-%d' % ((i // 2) % shared_keys), 'any')
+    return ('load', 'private', name)
+
+
+def lat_bucket(seconds):
+    if seconds <= LAT_MIN:
+        return 0
+    return int(math.log(seconds / LAT_MIN) * LAT_STEPS)
+
+
+def bucket_value(b):
+    return LAT_MIN * math.exp((b + 0.5) / LAT_STEPS)
+
+
+def hist_percentile(hist, q):
+    """Latency (seconds) at quantile q of a {bucket: count} histogram."""
+    total = sum(hist.values())
+    if not total:
+        return None
+    need = q * total
+    seen = 0
+    for b in sorted(hist):
+        seen += hist[b]
+        if seen >= need:
+            return bucket_value(b)
+    return bucket_value(max(hist))
+
+
+def merge_hists(hists):
+    out = {}
+    for h in hists:
+        for b, n in h.items():
+            out[int(b)] = out.get(int(b), 0) + n
+    return out
 
 
 class _Config:
@@ -25,15 +92,22 @@ class _Config:
         self.mq = mq
 
 
-class _GoListener(basic.LineReceiver):
+class _Control(basic.LineReceiver):
+    """Commands on stdin: ``GO``, ``EXPECT <n>``. EOF: the driver is gone."""
     delimiter = b'\n'
 
-    def __init__(self, on_go):
-        self.on_go = on_go
+    def __init__(self, node):
+        self.node = node
 
     def lineReceived(self, line):
-        if line.strip() == b'GO':
-            self.on_go()
+        words = line.split()
+        if words == [b'GO']:
+            self.node._go()
+        elif len(words) == 2 and words[0] == b'EXPECT':
+            self.node.set_expect(int(words[1]))
+
+    def connectionLost(self, reason):
+        self.node._driver_gone()
 
 
 class LoadNode:
@@ -41,21 +115,46 @@ class LoadNode:
         self.args = args
         self.reactor = reactor
         self.exit_code = 1
-        self.delivered = []      # [producer, index] in delivery order
-        self.positions = []      # stream positions (ordered-wamp)
-        self.latencies = []      # produce-to-deliver, seconds
+        self.record = not getattr(args, 'no_record', False)
+        self.expect = args.expect          # 0: told later (EXPECT on stdin)
+        self.delivered = []      # [producer, index] in delivery order (--record)
+        self.positions = []      # stream positions (ordered-wamp, --record)
+        self.seqs = []           # per-key sequence numbers (ordered-wamp, --record)
+        self.latencies = []      # produce-to-deliver, seconds (--record)
+        self.n_delivered = 0
+        self.own_delivered = 0
         self.produced = 0
+        self.production_done = False
         self.started_at = None
+        self.first_at = None
         self.finished_at = None
         self._done = False
+        self._going = False
+        self._seen = {}          # producer -> bytearray bitmap of indexes
+        self._unique = {}        # producer -> distinct indexes delivered
+        self._dups = 0
+        self._out_of_order = 0
+        self._next = {}          # producer -> next index expected
+        self._hist = {}
+        self._lat_max = 0.0
+        self._lat_sum = 0.0
+        self._digest = hashlib.blake2b(digest_size=16)
         self._payload = 'x' * max(0, args.payload)
+        self._ticker = None
 
     # -- setup -----------------------------------------------------------
     @defer.inlineCallbacks
     def start(self):
         try:
             self.mq = yield self._start_mq()
-            yield self.mq.startConsuming(self._on_message, ('load', None, None))
+            qref = yield self.mq.startConsuming(self._on_message, ('load', None, None))
+            if self.args.mq == 'wamp':
+                # stock wamp subscribes in the background: wait until it is effective
+                deadline = time.monotonic() + self.args.timeout
+                while getattr(qref, 'unreg', None) is None:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("stock wamp subscription not effective")
+                    yield task.deferLater(self.reactor, 0.05, lambda: None)
         except Exception:
             log.err()
             self._finish(error=True)
@@ -66,7 +165,7 @@ class LoadNode:
         if self.args.no_wait:
             self._go()
         else:
-            stdio.StandardIO(_GoListener(self._go))
+            stdio.StandardIO(_Control(self))
 
     @defer.inlineCallbacks
     def _start_mq(self):
@@ -92,8 +191,19 @@ class LoadNode:
         from buildbot.wamp.connector import WampConnector
         from buildbot.util import service
 
+        node = self
+
         class Master(service.MasterService):
-            pass
+            masterid = zlib.crc32(a.name.encode())  # the connector publishes with it
+
+            def stopService(self):
+                # the connector calls this on a lost router connection
+                # ("Guru meditation"): end the run instead of hanging
+                if not node._done:
+                    log.msg("load node: stock wamp master stopped (connection lost?)")
+                    node.reactor.callLater(0, node._finish, True)
+                return super().stopService()
+
         master = Master()
         master.config = _Config({'type': 'wamp', 'router_url': a.router_url,
                                  'realm': a.realm, 'wamp_debug_level': 'error'})
@@ -103,25 +213,39 @@ class LoadNode:
         yield mq.setServiceParent(master)
         yield master.setServiceParent(self.parent)
         yield master.wamp.reconfigServiceWithBuildbotConfig(master.config)
+        self._stock_master = master
         return mq
 
     # -- produce -----------------------------------------------------------
     def _key(self, i):
         a = self.args
-        if a.distinct_keys:
-            return ('load', 'k%d' % ((i * 7919 + hash(a.name)) % a.distinct_keys), a.name)
-        if a.shared_keys and i % 2 == 0:
-            return ('load', 'shared-%d' % (i % a.shared_keys), 'any')
-        return ('load', 'private', a.name)
+        return routing_key(a.name, i, a.shared_keys, a.distinct_keys,
+                           getattr(a, 'index', 0), getattr(a, 'nodes', 1))
 
     def _go(self):
+        if self._going:
+            return
+        self._going = True
         self.started_at = time.time()
+        self._t0 = time.monotonic()
         if self.args.rate > 0:
             self._ticker = task.LoopingCall(self._produce_tick)
-            self._tick_len = 0.01
-            self._ticker.start(self._tick_len, now=True)
+            self._ticker.start(TICK, now=True)
         else:
             self._produce_flat_out()
+
+    def _production_over(self):
+        a = self.args
+        if self.produced >= a.messages:
+            return True
+        duration = getattr(a, 'duration', 0)
+        return bool(duration) and time.monotonic() - self._t0 >= duration
+
+    def _production_finished(self):
+        if self.production_done:
+            return
+        self.production_done = True
+        print(f'PRODUCED {self.produced}', flush=True)
 
     def _produce_one(self):
         i = self.produced
@@ -130,38 +254,113 @@ class LoadNode:
         self.produced += 1
 
     def _produce_tick(self):
+        if self._done:
+            self._ticker.stop()
+            return
+        if self._production_over():
+            self._ticker.stop()
+            self._production_finished()
+            return
         # produce what the offered rate owes by now
         due = min(self.args.messages,
-                  int((time.time() - self.started_at) * self.args.rate) + 1)
+                  int((time.monotonic() - self._t0) * self.args.rate) + 1)
         while self.produced < due:
             self._produce_one()
-        if self.produced >= self.args.messages:
-            self._ticker.stop()
 
     def _produce_flat_out(self):
-        outbox = getattr(self.mq, 'outbox', None)
-        if outbox is None or len(outbox) < OUTBOX_HIGH:
-            for _ in range(min(CHUNK, self.args.messages - self.produced)):
-                self._produce_one()
-        if self.produced < self.args.messages:
+        if self._done:
+            return
+        if self._production_over():
+            self._production_finished()
+            return
+        room = self.args.window - (self.produced - self.own_delivered)
+        n = min(CHUNK, room, self.args.messages - self.produced)
+        for _ in range(max(0, n)):
+            self._produce_one()
+        if n > 0:
             self.reactor.callLater(0, self._produce_flat_out)
+        else:
+            # window full: wait for own messages to come back (bounded poll)
+            self.reactor.callLater(0.001, self._produce_flat_out)
 
     # -- consume -----------------------------------------------------------
     def _on_message(self, key, data):
         now = time.time()
-        self.delivered.append((data['p'], data['i']))
-        self.latencies.append(now - data['t'])
-        delivery = getattr(self.mq, 'delivery', None)
-        if delivery is not None:
-            self.positions.append(delivery[0])
-        if len(self.delivered) >= self.args.expect and not self._done:
+        p, i = data['p'], data['i']
+        lat = now - data['t']
+        self.n_delivered += 1
+        if self.first_at is None:
+            self.first_at = now
+        if p == self.args.name:
+            self.own_delivered += 1
+        # exactly-once bookkeeping in constant memory per message
+        seen = self._seen.get(p)
+        if seen is None:
+            seen = self._seen[p] = bytearray()
+            self._unique[p] = 0
+            self._next[p] = 0
+        byte, bit = divmod(i, 8)
+        if byte >= len(seen):
+            seen.extend(bytes(max(byte + 1 - len(seen), len(seen))))
+        if seen[byte] & (1 << bit):
+            self._dups += 1
+        else:
+            seen[byte] |= 1 << bit
+            self._unique[p] += 1
+        if i != self._next[p]:
+            self._out_of_order += 1
+        self._next[p] = max(self._next[p], i + 1)
+        self._digest.update(b'%s:%d;' % (p.encode(), i))
+        b = lat_bucket(lat)
+        self._hist[b] = self._hist.get(b, 0) + 1
+        self._lat_sum += lat
+        if lat > self._lat_max:
+            self._lat_max = lat
+        if self.record:
+            self.delivered.append((p, i))
+            self.latencies.append(lat)
+            delivery = getattr(self.mq, 'delivery', None)
+            if delivery is not None:
+                self.positions.append(delivery[0])
+                self.seqs.append(delivery[1])
+        if self.expect and self.n_delivered >= self.expect and not self._done:
             self.finished_at = now
             self.reactor.callLater(0, self._finish)
 
+    def set_expect(self, n):
+        self.expect = n
+        if self.n_delivered >= n and not self._done:
+            self.finished_at = self.finished_at or time.time()
+            self.reactor.callLater(0, self._finish)
+
     def _progress(self):
-        print(f'PROGRESS {len(self.delivered)} {self.produced}', flush=True)
+        print(f'PROGRESS {self.n_delivered} {self.produced}', flush=True)
+
+    def _driver_gone(self):
+        # stdin closed: whoever started this node is gone; do not linger
+        if not self._done:
+            log.msg("load node: stdin closed; stopping")
+            self._done = True
+            self.exit_code = 2
+            if self.reactor.running:
+                self.reactor.stop()
 
     # -- finish ------------------------------------------------------------
+    def summary(self):
+        n = self.n_delivered
+        return {
+            'delivered': n,
+            'unique': dict(self._unique),
+            'duplicates': self._dups,
+            'out_of_order': self._out_of_order,
+            'digest': self._digest.hexdigest(),
+            'latency_hist': {str(b): c for b, c in self._hist.items()},
+            'latency_p50': hist_percentile(self._hist, 0.50),
+            'latency_p99': hist_percentile(self._hist, 0.99),
+            'latency_max': self._lat_max if n else None,
+            'latency_mean': self._lat_sum / n if n else None,
+        }
+
     @defer.inlineCallbacks
     def _finish(self, error=False):
         if self._done:
@@ -169,12 +368,16 @@ class LoadNode:
         self._done = True
         self._progress()
         a = self.args
+        complete = bool(self.expect) and self.n_delivered >= self.expect
         result = {
             'name': a.name, 'mq': a.mq, 'produced': self.produced,
+            'expect': self.expect,
             'delivered': self.delivered, 'positions': self.positions,
-            'latencies': self.latencies,
-            'started_at': self.started_at, 'finished_at': self.finished_at,
-            'complete': len(self.delivered) >= a.expect,
+            'seqs': self.seqs, 'latencies': self.latencies,
+            'started_at': self.started_at, 'first_at': self.first_at,
+            'finished_at': self.finished_at,
+            'complete': complete, 'error': bool(error),
+            'summary': self.summary(),
             'stats': dict(getattr(self.mq, 'stats', {})) if hasattr(self, 'mq') else {},
             'max_rss_kb': _max_rss_kb(),
         }
@@ -187,12 +390,12 @@ class LoadNode:
         with open(tmp, 'w') as f:
             json.dump(result, f)
         os.replace(tmp, a.out)
-        self.exit_code = 0 if result['complete'] and not error else 1
+        self.exit_code = 0 if complete and not error else 1
         print('DONE', flush=True)
-        self.reactor.stop()
+        if self.reactor.running:
+            self.reactor.stop()
 
 
 def _max_rss_kb():
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
