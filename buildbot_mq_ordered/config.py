@@ -1,9 +1,10 @@
 """The keys of ``c['mq']`` for type ``ordered-wamp``: defaults and validation.
 
-Pure: ``validate`` returns messages that name the bad key; the package's
+``validate`` returns messages that name the bad key; the package's
 registration hands them to Buildbot's config loader as config errors.
 """
 
+import os
 from urllib.parse import urlparse
 
 MQ_TYPE = 'ordered-wamp'
@@ -103,6 +104,14 @@ def _optional_str(v):
     return None
 
 
+def _readable_file(v):
+    if not isinstance(v, str):
+        return "a path to a readable file"
+    if not os.access(v, os.R_OK) or not os.path.isfile(v):
+        return "a path to a readable file"
+    return None
+
+
 def _secret(v):
     # a plain string, or a Buildbot renderable (Interpolate('%(secret:...)s'))
     if v is None or isinstance(v, str) or hasattr(v, 'getRenderingFor'):
@@ -124,8 +133,8 @@ CHECKS = {
     'shutdown_timeout': _non_negative_number,
     'authid': _optional_str,
     'secret': _secret,
-    'secret_file': _optional_str,
-    'ca_file': _optional_str,
+    'secret_file': _readable_file,
+    'ca_file': _readable_file,
 }
 
 

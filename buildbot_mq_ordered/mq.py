@@ -100,7 +100,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         authentication = yield self._authentication()
         self.link = RouterLink(opts['router_url'], opts['realm'], self._joined, self._left,
                                retry, authentication=authentication,
-                               ca_file=opts['ca_file'])
+                               ca_file=opts['ca_file'], authid=opts['authid'])
         self.link.start().addErrback(log.err, "ordered-wamp: router link failed")
 
     @defer.inlineCallbacks
@@ -110,8 +110,24 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
             yield link.stop()
         yield self._start_link()
 
+    @defer.inlineCallbacks
     def _authentication(self):
-        return defer.succeed(None)
+        """WAMP-CRA settings for autobahn, the secret rendered (never logged)."""
+        opts = self.options
+        if opts['authid'] is None:
+            return None
+        if opts['secret_file'] is not None:
+            with open(opts['secret_file']) as f:
+                secret = f.read().strip()
+        else:
+            secret = opts['secret']
+            if hasattr(secret, 'getRenderingFor'):
+                # a Buildbot secret: rendered through the master's providers
+                from buildbot.process.properties import Properties
+                props = Properties()
+                props.master = self.master
+                secret = yield props.render(secret)
+        return {'wampcra': {'authid': opts['authid'], 'secret': secret}}
 
     @defer.inlineCallbacks
     def stopService(self):

@@ -38,6 +38,11 @@ def transport_config(url, serializers, retry, ca_file=None):
     return cfg
 
 
+REFUSED = ('wamp.error.not_authorized', 'wamp.error.authentication_failed',
+           'wamp.error.no_auth_method', 'wamp.error.authorization_failed',
+           'wamp.error.no_such_realm', 'wamp.error.no_such_role')
+
+
 class RouterLink:
     """Keeps one session joined to the router; calls back on join and leave.
 
@@ -46,7 +51,7 @@ class RouterLink:
     """
 
     def __init__(self, url, realm, on_join, on_leave, retry, authentication=None,
-                 ca_file=None, serializers=('msgpack',), reactor=None):
+                 ca_file=None, serializers=('msgpack',), reactor=None, authid=None):
         self.url = url
         self.realm = realm
         self._on_join = on_join
@@ -59,6 +64,10 @@ class RouterLink:
         self._component = None
         self._running = None      # Deferred of the keep-alive loop
         self._stopping = False
+        self._authid = authid
+        self._refused = False     # one error per run of refused attempts
+        self._transports_open = 0
+        self._all_closed = []     # Deferreds waiting for no open transport
         self.session = None
 
     def start(self):
@@ -72,9 +81,12 @@ class RouterLink:
             self._component = Component(
                 transports=[transport_config(self.url, self._serializers, self._retry,
                                              self._ca_file)],
-                realm=self.realm, authentication=self._authentication)
+                realm=self.realm, authentication=self._authentication,
+                is_fatal=lambda error: self._stopping)
             self._component.on('join', self._joined)
             self._component.on('leave', self._left)
+            self._component.on('connect', self._connected)
+            self._component.on('disconnect', self._disconnected)
             try:
                 yield self._component.start(self._reactor)
             except Exception as e:
@@ -87,8 +99,32 @@ class RouterLink:
                 self._reactor.callLater(self._retry.get('initial_retry_delay', 1), d.callback, None)
                 yield d
 
+    def _connected(self, session, transport):
+        self._transports_open += 1
+
+    def _disconnected(self, session, was_clean):
+        self._transports_open = max(0, self._transports_open - 1)
+        if not self._transports_open:
+            waiters, self._all_closed = self._all_closed, []
+            for d in waiters:
+                d.callback(None)
+
+    def _wait_closed(self, timeout=5):
+        """Until the last transport is closed, not just the session (bounded)."""
+        if not self._transports_open:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._all_closed.append(d)
+        timer = self._reactor.callLater(timeout, lambda: d.called or d.callback(None))
+        d.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
+        return d
+
     def _joined(self, session, details):
+        if self._stopping:
+            session.leave()
+            return None
         self.session = session
+        self._refused = False
         log.msg(f"ordered-wamp: joined realm '{self.realm}' at {self.url}")
         d = defer.maybeDeferred(self._on_join, session)
 
@@ -101,6 +137,16 @@ class RouterLink:
         return None
 
     def _left(self, session, details):
+        if self.session is None and details.reason in REFUSED and not self._stopping:
+            # never joined: the router refused us
+            if not self._refused:
+                self._refused = True
+                who = f"as '{self._authid}'" if self._authid else "anonymously"
+                log.err(RuntimeError(
+                    f"ordered-wamp: the router at {self.url} refused to let this master "
+                    f"join realm '{self.realm}' {who} ({details.reason}): check "
+                    "c['mq']['authid'] and its secret; retrying with backoff"))
+            return
         if self.session is not session:
             return
         self.session = None
@@ -113,13 +159,30 @@ class RouterLink:
         self._stopping = True
         comp = self._component
         if comp is not None:
-            try:
-                yield comp.stop()
-            except Exception:
-                pass
+            session = comp._session
+            if session is not None and session.is_attached():
+                yield comp.stop()   # leave; the Component is then done
+            elif comp._delay_f is not None:
+                delay = comp._delay_f
+                yield comp.stop()   # cancels the retry delay; done
+                self._cancel_timer_of(delay)
+            else:
+                # a connection attempt is under way: Component.stop() would end
+                # the Component but not the attempt, which then retries. Let
+                # the attempt end instead: is_fatal() says no more retries,
+                # and _joined leaves at once if it succeeds.
+                if session is not None and session._transport is not None:
+                    session._transport.close()
         if self._running is not None:
             yield self._running
+        yield self._wait_closed()
 
+    def _cancel_timer_of(self, deferred):
+        # txaio.sleep() has no canceller: cancelling the retry delay leaves its
+        # timer pending (harmless, but a stopped master should leave nothing)
+        for call in self._reactor.getDelayedCalls():
+            if getattr(call.func, '__self__', None) is deferred:
+                call.cancel()
 
 def set_log_level(level):
     txaio.set_global_log_level(level)

@@ -43,7 +43,7 @@ class Validate(unittest.TestCase):
         mq = valid(realm='r', wamp_debug_level='debug', initial_retry_delay=1,
                    max_retry_delay=30, retry_delay_growth=2, retry_delay_jitter=0,
                    max_outbox=10, reorder_buffer_size=1, max_message_size=1024,
-                   shutdown_timeout=0, authid='me', secret='s', ca_file='/ca.pem')
+                   shutdown_timeout=0, authid='me', secret='s', ca_file=__file__)
         self.assertEqual(config.validate(mq), [])
 
     def test_router_url_missing(self):
@@ -133,11 +133,16 @@ class Validate(unittest.TestCase):
     def test_authid_without_secret(self):
         self.assertOneErrorNaming(valid(authid='me'), "'authid'", 'secret')
         self.assertOneErrorNaming(valid(secret='s'), "'authid'")
-        self.assertOneErrorNaming(valid(secret_file='/s'), "'authid'")
-        self.assertEqual(config.validate(valid(authid='me', secret_file='/s')), [])
+        self.assertOneErrorNaming(valid(secret_file=__file__), "'authid'")
+        self.assertEqual(config.validate(valid(authid='me', secret_file=__file__)), [])
+
+    def test_unreadable_files_are_errors_naming_the_key(self):
+        self.assertOneErrorNaming(valid(ca_file='/nonexistent/ca.pem'), "'ca_file'")
+        self.assertOneErrorNaming(valid(authid='me', secret_file='/nonexistent/s'),
+                                  "'secret_file'")
 
     def test_secret_and_secret_file(self):
-        self.assertOneErrorNaming(valid(authid='me', secret='s', secret_file='/s'),
+        self.assertOneErrorNaming(valid(authid='me', secret='s', secret_file=__file__),
                                   "'secret_file'", 'only one')
 
     def test_secret_may_be_renderable(self):
@@ -234,7 +239,7 @@ class BuildbotLoader(unittest.TestCase):
         mq = valid(realm='r', wamp_debug_level='info', initial_retry_delay=1,
                    max_retry_delay=30, retry_delay_growth=2, retry_delay_jitter=0,
                    max_outbox=10, reorder_buffer_size=1, max_message_size=1024,
-                   shutdown_timeout=0, authid='me', secret='s', ca_file='/ca.pem')
+                   shutdown_timeout=0, authid='me', secret='s', ca_file=__file__)
         self.assertEqual(self.load(dict(mq)).mq, mq)
 
     def test_missing_router_url(self):

@@ -30,11 +30,17 @@ ODD_DATA = [
 class Contract(unittest.TestCase):
     timeout = 120
 
+    def make_router(self):
+        return shared_router()
+
+    def master_options(self):
+        return {}
+
     @defer.inlineCallbacks
     def setUp(self):
-        self.router = shared_router()
-        self.a = yield start_master(self, self.router)
-        self.b = yield start_master(self, self.router)
+        self.router = self.make_router()
+        self.a = yield start_master(self, self.router, **self.master_options())
+        self.b = yield start_master(self, self.router, **self.master_options())
 
     @defer.inlineCallbacks
     def test_both_masters_deliver_in_one_order(self):

@@ -4,7 +4,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ('router', 'node')
+COMMANDS = ('router', 'node', 'demo', 'bench')
 
 
 def main(argv=None):

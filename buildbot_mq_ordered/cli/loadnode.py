@@ -128,6 +128,7 @@ class LoadNode:
         self.started_at = None
         self.first_at = None
         self.finished_at = None
+        self.last_at = None
         self._done = False
         self._going = False
         self._seen = {}          # producer -> bytearray bitmap of indexes
@@ -291,6 +292,7 @@ class LoadNode:
         self.n_delivered += 1
         if self.first_at is None:
             self.first_at = now
+        self.last_at = now
         if p == self.args.name:
             self.own_delivered += 1
         # exactly-once bookkeeping in constant memory per message
@@ -330,7 +332,7 @@ class LoadNode:
     def set_expect(self, n):
         self.expect = n
         if self.n_delivered >= n and not self._done:
-            self.finished_at = self.finished_at or time.time()
+            self.finished_at = self.last_at
             self.reactor.callLater(0, self._finish)
 
     def _progress(self):
@@ -375,7 +377,7 @@ class LoadNode:
             'delivered': self.delivered, 'positions': self.positions,
             'seqs': self.seqs, 'latencies': self.latencies,
             'started_at': self.started_at, 'first_at': self.first_at,
-            'finished_at': self.finished_at,
+            'finished_at': self.finished_at, 'last_at': self.last_at,
             'complete': complete, 'error': bool(error),
             'summary': self.summary(),
             'stats': dict(getattr(self.mq, 'stats', {})) if hasattr(self, 'mq') else {},

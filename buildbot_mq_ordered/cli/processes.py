@@ -11,9 +11,104 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 STARTUP_TIMEOUT = 60
+
+
+def _die_with_parent():
+    """In the child, before exec: SIGTERM when the parent dies (Linux), so a
+    driver killed with SIGKILL leaves no router or node behind."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:
+        pass
+
+
+def _spawn_options():
+    opts = {'start_new_session': True}
+    # the death signal is tied to the thread that forks: only from the main one
+    if sys.platform.startswith('linux') and \
+            threading.current_thread() is threading.main_thread():
+        opts['preexec_fn'] = _die_with_parent
+    return opts
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP while a driver runs (see ``signals_interrupt``)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signals_interrupt():
+    """Make SIGTERM and SIGHUP raise ``Interrupted`` like Ctrl-C does, so a
+    driver's ``finally`` stops what it started. Returns a restore function."""
+    def handler(signum, frame):
+        raise Interrupted(signum)
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread
+            pass
+
+    def restore():
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    return restore
+
+
+def terminate(procs, grace=10.0):
+    """Stop process groups: SIGTERM to all at once, SIGKILL what is left after
+    ``grace`` seconds (at once if interrupted again while waiting)."""
+    procs = [p for p in procs if p is not None]
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+    deadline = time.monotonic() + grace
+    try:
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        for p in procs:
+            # the whole group: also children of a process that already exited
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def tree_rss(pid):
+    """Resident memory (bytes) of a process and all its descendants."""
+    import psutil
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
 
 
 def free_port():
@@ -49,13 +144,22 @@ class Router:
 
     def start(self):
         """Start and block until the port accepts connections (bounded)."""
+        self.start_async()
+        return self.wait_ready()
+
+    def start_async(self):
+        """Start the router process; ``wait_ready()`` waits for its port."""
+        os.makedirs(self.cbdir, exist_ok=True)
         log = open(self.log_path, 'ab')
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'buildbot_mq_ordered.cli', 'router',
              '--port', str(self.port), '--realm', self.realm, '--cbdir', self.cbdir,
              '--loglevel', 'info'] + self.extra_args,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, **_spawn_options())
         log.close()
+        return self
+
+    def wait_ready(self):
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not port_open(self.port):
             if self.proc.poll() is not None:
@@ -78,8 +182,22 @@ class Router:
         except OSError:
             return ''
 
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def rss(self):
+        """Resident memory of the router's process tree, bytes (psutil)."""
+        return tree_rss(self.proc.pid) if self.running else 0
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:
+            try:  # Crossbar's workers may outlive the controller
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             return
         try:
             os.killpg(self.proc.pid, sig)
@@ -88,8 +206,12 @@ class Router:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            pass
+        try:  # whatever is left of the group
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait(10)
 
     def kill(self):
         self.stop(signal.SIGKILL)
@@ -101,14 +223,22 @@ class Router:
 
 
 class NodeProcess:
-    """One ``buildbot-mq-ordered node`` process; see cli/node.py."""
+    """One ``buildbot-mq-ordered node`` process; see cli/node.py.
+
+    ``expect=0``: the node waits for ``send_expect(total)`` (after every
+    node reported ``PRODUCED``; see ``announce_expect``). ``duration``: stop
+    producing after that many seconds (with ``rate=0``, flat out until then).
+    ``record=False``: only the constant-size summary in the result.
+    """
 
     def __init__(self, router_url, name, out, realm='buildbot', mq='ordered-wamp',
                  messages=1000, expect=None, rate=0, payload=100, shared_keys=10,
-                 distinct_keys=0, timeout=120, log_path=None):
+                 distinct_keys=0, timeout=120, log_path=None, duration=0,
+                 window=2000, index=0, nodes=1, record=True):
         self.name = name
         self.out = out
         self.progress = (0, 0)
+        self.produced_final = None
         self.ready = False
         self.done = False
         argv = [sys.executable, '-m', 'buildbot_mq_ordered.cli', 'node',
@@ -117,11 +247,15 @@ class NodeProcess:
                 '--expect', str(expect if expect is not None else messages),
                 '--rate', str(rate), '--payload', str(payload),
                 '--shared-keys', str(shared_keys), '--distinct-keys', str(distinct_keys),
+                '--duration', str(duration), '--window', str(window),
+                '--index', str(index), '--nodes', str(nodes),
                 '--timeout', str(timeout), '--out', out]
+        if not record:
+            argv.append('--no-record')
         self.log_path = log_path or out + '.log'
         err = open(self.log_path, 'wb')
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=err, start_new_session=True)
+                                     stderr=err, **_spawn_options())
         err.close()
         self._buf = b''
 
@@ -142,13 +276,24 @@ class NodeProcess:
                 self.ready = True
             elif words[:1] == ['PROGRESS'] and len(words) == 3:
                 self.progress = (int(words[1]), int(words[2]))
+            elif words[:1] == ['PRODUCED'] and len(words) == 2:
+                self.produced_final = int(words[1])
             elif words[:1] == ['DONE']:
                 self.done = True
         return True
 
+    def _send(self, line):
+        try:
+            self.proc.stdin.write(line)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the node is gone; its result (or absence) tells
+
     def go(self):
-        self.proc.stdin.write(b'GO\n')
-        self.proc.stdin.flush()
+        self._send(b'GO\n')
+
+    def send_expect(self, total):
+        self._send(b'EXPECT %d\n' % total)
 
     def result(self):
         with open(self.out) as f:
@@ -165,6 +310,14 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        self.close()
+
+    def close(self):
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
 
 
 def drive(nodes, until, deadline, on_tick=None, tick=0.5):
@@ -190,15 +343,35 @@ def drive(nodes, until, deadline, on_tick=None, tick=0.5):
     return True
 
 
-def run_nodes(nodes, timeout, on_tick=None):
-    """Wait for all READY, say GO, wait for all DONE; returns their results."""
+def run_nodes(nodes, timeout, on_tick=None, tick=0.5, on_go=None):
+    """Wait for all READY, say GO, wait for all DONE; returns their results.
+
+    Nodes started with ``expect=0`` are told the total to deliver once all
+    of them reported ``PRODUCED``. ``on_go()`` is called right after GO.
+    """
     deadline = time.monotonic() + timeout
     if not drive(nodes, lambda: all(n.ready for n in nodes), deadline):
         raise RuntimeError("nodes not ready: " + ", ".join(
             n.name for n in nodes if not n.ready))
     for n in nodes:
         n.go()
-    drive(nodes, lambda: all(n.done for n in nodes), deadline, on_tick)
+    if on_go is not None:
+        on_go()
+    announced = []
+    last_tick = [time.monotonic()]
+
+    def check():
+        for n in nodes:
+            if n.done and n.produced_final is None:
+                n.produced_final = n.progress[1]  # it died: what it last reported
+        if not announced and all(n.produced_final is not None for n in nodes):
+            announced.append(sum(n.produced_final for n in nodes))
+            for n in nodes:
+                n.send_expect(announced[0])
+        if on_tick is not None and time.monotonic() - last_tick[0] >= tick:
+            last_tick[0] = time.monotonic()
+            on_tick()
+    drive(nodes, lambda: all(n.done for n in nodes), deadline, check, tick=min(tick, 0.1))
     for n in nodes:
         try:
             n.proc.wait(max(1, deadline - time.monotonic()))
