@@ -22,6 +22,7 @@ from buildbot_mq_ordered.numbering import Numbering
 
 MAX_REPLAY = 5000
 MALFORMED = 'buildbot.mq.ordered.error.malformed'
+JOURNAL_ERROR = 'buildbot.mq.ordered.error.journal'
 
 
 class Sequencer(ApplicationSession):
@@ -35,11 +36,8 @@ class Sequencer(ApplicationSession):
             retention_messages=extra.get('retention_messages', 1000000),
             retention_seconds=extra.get('retention_seconds', 7 * 86400),
             fsync=extra.get('fsync', False))
-        self.numbering = Numbering(
-            last_pos=self.journal.last_pos,
-            producer_marks=self.journal.producer_marks(),
-            lookup_seq=self.journal.last_seq,
-            key_cache_size=extra.get('key_cache_size', 10000))
+        self._key_cache_size = extra.get('key_cache_size', 10000)
+        self._load_numbering()
         try:
             yield self.register(self.submit, wire.SUBMIT)
             yield self.register(self.replay, wire.REPLAY)
@@ -52,6 +50,13 @@ class Sequencer(ApplicationSession):
         self.log.info("sequencer ready on realm {realm}: journal {path}, "
                       "next position {pos}", realm=self.config.realm, path=path,
                       pos=self.journal.last_pos + 1)
+
+    def _load_numbering(self):
+        self.numbering = Numbering(
+            last_pos=self.journal.last_pos,
+            producer_marks=self.journal.producer_marks(),
+            lookup_seq=self.journal.last_seq,
+            key_cache_size=self._key_cache_size)
 
     def onLeave(self, details):
         journal = getattr(self, 'journal', None)
@@ -70,7 +75,14 @@ class Sequencer(ApplicationSession):
             producer, ((m[0], tuple(m[1]), m[2]) for m in messages))
         if not entries:
             return [mark, None]
-        self.journal.append(entries, producer, mark)
+        try:
+            self.journal.append(entries, producer, mark)
+        except Exception as e:
+            # nothing acknowledged, nothing published: forget this batch's
+            # numbers (the journal is the truth) and let the master retry
+            self.log.error("sequencer: cannot write the journal: {err}", err=e)
+            self._load_numbering()
+            raise ApplicationError(JOURNAL_ERROR, f"journal write failed: {e}")
         self.publish(wire.STREAM, entries)
         return [mark, entries[-1][0]]
 

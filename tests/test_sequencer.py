@@ -1,0 +1,90 @@
+"""The sequencer's procedures, driven directly (unit tests: no router; its
+publish is recorded instead of sent)."""
+
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import ComponentConfig
+from twisted.trial import unittest
+
+from buildbot_mq_ordered import sequencer as seqmod
+from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.journal import Journal
+
+
+def make_sequencer(journal=None):
+    s = seqmod.Sequencer(ComponentConfig('buildbot', {}))
+    s.journal = journal or Journal(':memory:')
+    s._key_cache_size = 100
+    s._load_numbering()
+    s.published = []
+    s.publish = lambda topic, entries: s.published.append((topic, entries))
+    return s
+
+
+class Submit(unittest.TestCase):
+
+    def test_numbers_publishes_and_acknowledges(self):
+        s = make_sequencer()
+        ack = s.submit('p1', [[1, ['a'], '1'], [2, ['a'], '2'], [3, ['b'], '3']])
+        self.assertEqual(ack, [3, 3])
+        topic, entries = s.published[0]
+        self.assertEqual(topic, wire.STREAM)
+        self.assertEqual([list(e[:2]) for e in entries], [[1, 1], [2, 2], [3, 1]])
+
+    def test_resubmission_is_dropped(self):
+        s = make_sequencer()
+        s.submit('p1', [[1, ['a'], '1'], [2, ['a'], '2']])
+        ack = s.submit('p1', [[1, ['a'], '1'], [2, ['a'], '2'], [3, ['a'], '3']])
+        self.assertEqual(ack, [3, 3])
+        self.assertEqual([e[0] for e in s.published[1][1]], [3])
+        self.assertEqual(s.submit('p1', [[2, ['a'], '2']]), [3, None])
+        self.assertEqual(len(s.published), 2)
+
+    def test_malformed_submit_is_refused_and_changes_nothing(self):
+        s = make_sequencer()
+        for args in [(1, []), ('p', 'x'), ('p', [[1, ['a']]]), ('p', [[1, 'a', '1']]),
+                     ('p', [[0, ['a'], '1']]), ('p', [[1, [1], '1']])]:
+            with self.assertRaises(ApplicationError) as e:
+                s.submit(*args)
+            self.assertEqual(e.exception.error, seqmod.MALFORMED)
+        self.assertEqual(s.published, [])
+        self.assertEqual(s.submit('p', [[1, ['a'], '1']]), [1, 1])
+
+    def test_journal_failure_acknowledges_nothing_and_loses_no_number(self):
+        s = make_sequencer()
+        s.submit('p', [[1, ['a'], '1']])
+        real_append = s.journal.append
+
+        def broken(*args):
+            raise OSError("disk full")
+        s.journal.append = broken
+        with self.assertRaises(ApplicationError) as e:
+            s.submit('p', [[2, ['a'], '2']])
+        self.assertEqual(e.exception.error, seqmod.JOURNAL_ERROR)
+        self.flushLoggedErrors()
+        s.journal.append = real_append
+        # the retried message gets the next position and number, as if
+        # the failed attempt never happened
+        self.assertEqual(s.submit('p', [[2, ['a'], '2']]), [2, 2])
+        self.assertEqual(list(s.published[-1][1][0][:2]), [2, 2])
+
+    def test_replay(self):
+        s = make_sequencer()
+        s.submit('p', [[i, ['k', str(i)], str(i)] for i in range(1, 11)])
+        first, last, entries = s.replay(4, 3)
+        self.assertEqual((first, last), (1, 10))
+        self.assertEqual([e[0] for e in entries], [4, 5, 6])
+        self.assertEqual(entries[0][2], ['k', '4'])
+        self.assertEqual(s.replay(0, 0), [1, 10, []])
+        self.assertEqual(len(s.replay(1, 10 ** 6)[2]), 10)
+        with self.assertRaises(ApplicationError):
+            s.replay('x', 1)
+
+    def test_restart_continues_from_the_journal(self):
+        path = self.mktemp()
+        s = make_sequencer(Journal(path))
+        s.submit('p', [[1, ['a'], '1'], [2, ['b'], '2']])
+        s.journal.close()
+        s2 = make_sequencer(Journal(path))
+        self.assertEqual(s2.submit('p', [[2, ['b'], '2'], [3, ['a'], '3']]), [3, 3])
+        self.assertEqual(list(s2.published[0][1][0][:2]), [3, 2])
+        s2.journal.close()
