@@ -21,6 +21,8 @@ setup(
         'test': [
             'crossbar',
             'buildbot-worker',
+            'buildbot-www',
+            'psycopg2-binary',
             'pytest',
             'pytest-twisted',
             'hypothesis',

@@ -18,3 +18,8 @@ for _module in ('twisted', 'alembic', 'sqlalchemy', 'autobahn', 'txaio', 'crossb
     warnings.filterwarnings('ignore', category=DeprecationWarning, module=_module + r'(\.|$)')
     warnings.filterwarnings('ignore', category=PendingDeprecationWarning,
                             module=_module + r'(\.|$)')
+    # trial re-emits a test's warnings after it with warn_explicit(module=None):
+    # the module is then the file's path without '.py'
+    for _category in (DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings('ignore', category=_category,
+                                module=r'.*[/\\]' + _module + r'([/\\]|$)')

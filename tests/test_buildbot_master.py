@@ -1,0 +1,128 @@
+"""Real Buildbot masters on ``ordered-wamp``: Buildbot's own integration
+harness (``RunMasterBase``: a ``BuildMaster`` with a local worker in this
+process, on the real reactor) with ``c['mq']`` pointing at a real router.
+
+Builds must succeed and nothing may be logged as an error: trial fails a test
+on any logged error, and these tests flush none."""
+
+import os
+import shutil
+import tempfile
+
+from twisted.internet import defer
+
+import buildbot_mq_ordered  # noqa: F401  registers 'ordered-wamp', as master.cfg does
+from buildbot.process.results import SUCCESS
+from buildbot.test.util.integration import RunMasterBase
+
+from buildbot_mq_ordered.mq import OrderedWampMQ
+from tests.router import shared_router
+
+
+def mq_config():
+    router = shared_router()
+    return {'type': 'ordered-wamp', 'router_url': router.url, 'realm': router.realm}
+
+
+def two_step_config():
+    from buildbot.plugins import schedulers
+    from buildbot.plugins import steps
+    from buildbot.plugins import util
+
+    f = util.BuildFactory()
+    f.addStep(steps.ShellCommand(name='first', command=['echo', 'first step']))
+    f.addStep(steps.ShellCommand(name='second', command=['echo', 'second step']))
+    return {
+        'mq': mq_config(),
+        'schedulers': [schedulers.ForceScheduler(name='force', builderNames=['testy'])],
+        'builders': [util.BuilderConfig(name='testy', workernames=['local1'], factory=f)],
+    }
+
+
+def trigger_config():
+    # the layout of Buildbot's own integration test_trigger.py
+    from buildbot.plugins import schedulers
+    from buildbot.plugins import steps
+    from buildbot.plugins import util
+
+    f = util.BuildFactory()
+    f.addStep(steps.ShellCommand(command=['echo', 'hello']))
+    f.addStep(steps.Trigger(schedulerNames=['trigsched'], waitForFinish=True,
+                            updateSourceStamp=True))
+    f.addStep(steps.ShellCommand(command=['echo', 'world']))
+    f2 = util.BuildFactory()
+    f2.addStep(steps.ShellCommand(command=['echo', 'ola']))
+    return {
+        'mq': mq_config(),
+        'schedulers': [
+            schedulers.Triggerable(name='trigsched', builderNames=['build']),
+            schedulers.ForceScheduler(name='force', builderNames=['testy']),
+        ],
+        'builders': [
+            util.BuilderConfig(name='testy', workernames=['local1'], factory=f),
+            util.BuilderConfig(name='build', workernames=['local1'], factory=f2),
+        ],
+    }
+
+
+class OrderedWampMaster(RunMasterBase):
+    timeout = 60
+
+    def mktemp(self):
+        # the master's basedir (its local worker builds inside): a fresh
+        # directory, removed after the master stopped, not one left in the
+        # current directory
+        parent = tempfile.mkdtemp(prefix='bmo-master-')
+        self.addCleanup(shutil.rmtree, parent, ignore_errors=True)
+        return os.path.join(parent, 'basedir')
+
+    def assertOrderedWamp(self):
+        # the build really went over the router, not over a fallback MQ
+        impl = self.master.mq.impl
+        self.assertIsInstance(impl, OrderedWampMQ)
+        self.assertEqual(impl.options['router_url'], shared_router().url)
+        self.assertGreater(impl.stats['produced'], 0)
+        self.assertGreater(impl.stats['delivered'], 0)
+        self.assertEqual(impl.stats['rejected'], 0)
+        self.assertEqual(impl.stats['skipped'], 0)
+
+    @defer.inlineCallbacks
+    def test_forced_build_with_two_shell_steps(self):
+        yield self.setup_master(two_step_config())
+
+        build = yield self.doForceBuild(wantSteps=True, wantLogs=True)
+
+        self.assertEqual(build['results'], SUCCESS)
+        self.assertTrue(build['complete'])
+        shell_steps = [s for s in build['steps'] if s['name'] in ('first', 'second')]
+        self.assertEqual([(s['name'], s['results']) for s in shell_steps],
+                         [('first', SUCCESS), ('second', SUCCESS)])
+        found = yield self.checkBuildStepLogExist(build, ['first step', 'second step'],
+                                                  onlyStdout=True)
+        self.assertTrue(found)
+        self.assertOrderedWamp()
+
+    @defer.inlineCallbacks
+    def test_trigger_step_waits_for_triggered_build(self):
+        yield self.setup_master(trigger_config())
+
+        build = yield self.doForceBuild(wantSteps=True, wantLogs=True)
+
+        self.assertEqual(build['results'], SUCCESS)
+        trigger = [s for s in build['steps'] if s['name'] == 'trigger']
+        self.assertEqual(len(trigger), 1)
+        self.assertEqual(trigger[0]['state_string'], 'triggered trigsched, 1 success')
+        self.assertEqual(trigger[0]['results'], SUCCESS)
+        builds = yield self.master.data.get(('builds',))
+        self.assertEqual(len(builds), 2)
+        self.assertEqual([b['results'] for b in builds], [SUCCESS, SUCCESS])
+        self.assertTrue(all(b['complete'] for b in builds))
+        # the triggered build finished before the triggering one went on
+        triggered = [b for b in builds if b['buildid'] != build['buildid']][0]
+        self.assertLessEqual(triggered['complete_at'], build['complete_at'])
+        for b in builds:
+            ok = yield self.checkBuildStepLogExist(
+                b, ['hello', 'world'] if b['buildid'] == build['buildid'] else ['ola'],
+                onlyStdout=True)
+            self.assertTrue(ok)
+        self.assertOrderedWamp()
