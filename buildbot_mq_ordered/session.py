@@ -43,6 +43,25 @@ REFUSED = ('wamp.error.not_authorized', 'wamp.error.authentication_failed',
            'wamp.error.no_such_realm', 'wamp.error.no_such_role')
 
 
+# a connection attempt under way when the master stops ends within this
+STOP_TIMEOUT = 15
+
+
+def _bounded(d, timeout, reactor):
+    """d, or None after timeout seconds, whichever comes first."""
+    result = defer.Deferred()
+    timer = reactor.callLater(timeout, lambda: result.called or result.callback(None))
+
+    def done(r):
+        if timer.active():
+            timer.cancel()
+        if not result.called:
+            result.callback(None)
+        return r
+    d.addBoth(done)
+    return result
+
+
 class RouterLink:
     """Keeps one session joined to the router; calls back on join and leave.
 
@@ -115,9 +134,7 @@ class RouterLink:
             return defer.succeed(None)
         d = defer.Deferred()
         self._all_closed.append(d)
-        timer = self._reactor.callLater(timeout, lambda: d.called or d.callback(None))
-        d.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
-        return d
+        return _bounded(d, timeout, self._reactor)
 
     def _joined(self, session, details):
         if self._stopping:
@@ -166,15 +183,13 @@ class RouterLink:
                 delay = comp._delay_f
                 yield comp.stop()   # cancels the retry delay; done
                 self._cancel_timer_of(delay)
-            else:
-                # a connection attempt is under way: Component.stop() would end
-                # the Component but not the attempt, which then retries. Let
-                # the attempt end instead: is_fatal() says no more retries,
-                # and _joined leaves at once if it succeeds.
-                if session is not None and session._transport is not None:
-                    session._transport.close()
+            # else a connection attempt is under way: Component.stop() would
+            # end the Component but not the attempt, which then retries, and
+            # closing its transport mid-handshake makes autobahn fail on its
+            # reply. Let the attempt run out instead: is_fatal() now says no
+            # more retries, and _joined leaves at once if it succeeds.
         if self._running is not None:
-            yield self._running
+            yield _bounded(self._running, STOP_TIMEOUT, self._reactor)
         yield self._wait_closed()
 
     def _cancel_timer_of(self, deferred):
