@@ -18,6 +18,7 @@ setup(
     ],
     extras_require={
         'router': ['crossbar'],
+        'bench': ['psutil', 'matplotlib'],
         'test': [
             'crossbar',
             'buildbot-worker',
@@ -27,6 +28,7 @@ setup(
             'pytest-twisted',
             'hypothesis',
             'psutil',
+            'matplotlib',
             'sphinx',
         ],
     },

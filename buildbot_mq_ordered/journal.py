@@ -32,13 +32,18 @@ CREATE TABLE IF NOT EXISTS meta (
 PRUNE_EVERY = 200
 
 
+_encode_key = json.JSONEncoder(ensure_ascii=False, separators=(',', ':')).encode
+
+
 def key_text(key):
-    return json.dumps(key, ensure_ascii=False, separators=(',', ':'))
+    return _encode_key(key)
 
 
 class Journal:
     def __init__(self, path, retention_messages=1000000,
-                 retention_seconds=7 * 86400, fsync=False, clock=time.time):
+                 retention_seconds=7 * 86400, fsync=False, clock=time.time,
+                 background_checkpoint=False):
+        self.path = path
         self.retention_messages = retention_messages
         self.retention_seconds = retention_seconds
         self._clock = clock
@@ -46,6 +51,10 @@ class Journal:
         self._db = sqlite3.connect(path, isolation_level=None)
         if path != ':memory:':
             self._db.execute("PRAGMA journal_mode=WAL")
+            if background_checkpoint:
+                # the caller runs checkpoint() in a thread: a commit never
+                # waits for the WAL to be copied into the database and synced
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.execute("PRAGMA synchronous=" + ("FULL" if fsync else "NORMAL"))
         self._db.executescript(SCHEMA)
         row = self._db.execute("SELECT value FROM meta WHERE name='last_pos'").fetchone()
@@ -55,6 +64,15 @@ class Journal:
 
     def close(self):
         self._db.close()
+
+    def checkpoint(self):
+        """Copy the WAL into the database (PASSIVE: never blocks a writer).
+        Thread-safe: uses its own connection; run it in a thread."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            return db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            db.close()
 
     def producer_marks(self):
         return dict(self._db.execute("SELECT producer, mark FROM producers"))
@@ -69,7 +87,13 @@ class Journal:
         if not entries:
             return
         now = self._clock()
-        rows = [(pos, seq, key_text(key), data, now) for pos, seq, key, data in entries]
+        texts = {}
+        rows = []
+        for pos, seq, key, data in entries:
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = _encode_key(key)
+            rows.append((pos, seq, text, data, now))
         # the last number of each key in this batch is its new counter
         counters = {row[2]: row[1] for row in rows}
         last = entries[-1][0]

@@ -10,17 +10,26 @@ publish it as one stream event, then acknowledge the submitter.
 No buildbot imports: the router host needs only crossbar.
 """
 
+import gc
 import os
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
+from twisted.internet import task
+from twisted.internet import threads
 
+from buildbot_mq_ordered import nodelay
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.journal import Journal
 from buildbot_mq_ordered.numbering import Numbering
 
+# the router worker's WebSocket connections: no Nagle (see nodelay.py)
+nodelay.install()
+
 MAX_REPLAY = 5000
+# seconds between journal checkpoints (run in a thread, off the reactor)
+CHECKPOINT_EVERY = 1.0
 MALFORMED = 'buildbot.mq.ordered.error.malformed'
 JOURNAL_ERROR = 'buildbot.mq.ordered.error.journal'
 
@@ -35,7 +44,10 @@ class Sequencer(ApplicationSession):
             path,
             retention_messages=extra.get('retention_messages', 1000000),
             retention_seconds=extra.get('retention_seconds', 7 * 86400),
-            fsync=extra.get('fsync', False))
+            fsync=extra.get('fsync', False), background_checkpoint=True)
+        self._checkpointing = False
+        self._checkpoints = task.LoopingCall(self._checkpoint)
+        self._checkpoints.start(CHECKPOINT_EVERY, now=False)
         self._key_cache_size = extra.get('key_cache_size', 10000)
         self._load_numbering()
         try:
@@ -50,6 +62,11 @@ class Sequencer(ApplicationSession):
         self.log.info("sequencer ready on realm {realm}: journal {path}, "
                       "next position {pos}", realm=self.config.realm, path=path,
                       pos=self.journal.last_pos + 1)
+        # the router worker's start-up objects (Crossbar: ~1M) stay for its
+        # lifetime: out of the collector's way, or a full collection while
+        # messages flow stalls every master for 100+ ms
+        gc.collect()
+        gc.freeze()
 
     def _load_numbering(self):
         self.numbering = Numbering(
@@ -58,7 +75,23 @@ class Sequencer(ApplicationSession):
             lookup_seq=self.journal.last_seq,
             key_cache_size=self._key_cache_size)
 
+    def _checkpoint(self):
+        if self._checkpointing or self.journal is None:
+            return
+        self._checkpointing = True
+        d = threads.deferToThread(self.journal.checkpoint)
+
+        def done(result):
+            self._checkpointing = False
+            return result
+        d.addBoth(done)
+        d.addErrback(lambda f: self.log.warn("sequencer: journal checkpoint failed: {err}",
+                                             err=f.getErrorMessage()))
+
     def onLeave(self, details):
+        checkpoints = getattr(self, '_checkpoints', None)
+        if checkpoints is not None and checkpoints.running:
+            checkpoints.stop()
         journal = getattr(self, 'journal', None)
         if journal is not None:
             journal.close()

@@ -14,6 +14,11 @@ from twisted.internet import defer
 from twisted.internet import reactor as default_reactor
 from twisted.python import log
 
+from buildbot_mq_ordered import nodelay
+
+# the master's WebSocket connection: no Nagle (see nodelay.py)
+nodelay.install()
+
 
 def transport_config(url, serializers, retry, ca_file=None):
     parsed = urlparse(url)

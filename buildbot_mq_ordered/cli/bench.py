@@ -31,6 +31,7 @@ from buildbot_mq_ordered.cli.processes import Interrupted
 from buildbot_mq_ordered.cli.processes import NodeProcess
 from buildbot_mq_ordered.cli.processes import Router
 from buildbot_mq_ordered.cli.processes import run_nodes
+from buildbot_mq_ordered.cli.processes import require_crossbar
 from buildbot_mq_ordered.cli.processes import signals_interrupt
 from buildbot_mq_ordered.cli.processes import terminate
 
@@ -38,6 +39,7 @@ ORDERED = 'ordered-wamp'
 STOCK = 'wamp'
 FLAT_OUT = 'max'
 RSS_EVERY = 0.25
+WARMUP_RATE = 300.0
 
 
 def add_parser(sub):
@@ -62,6 +64,10 @@ def add_parser(sub):
     p.add_argument('--window', type=int, default=2000,
                    help="flat out: own messages in flight per master (default: 2000)")
     p.add_argument('--repeat', type=int, default=1, help="runs per MQ and rate (default: 1)")
+    p.add_argument('--warmup', type=float, default=2.0,
+                   help="seconds of an unreported run per MQ before the first one, so "
+                        "that no figure includes a router's first connections "
+                        "(default: 2; 0: none)")
     p.add_argument('--mq', default=f'{ORDERED},{STOCK}',
                    help=f"MQs to run (default: {ORDERED},{STOCK})")
     p.add_argument('--json', metavar='FILE', help="write the figures as JSON")
@@ -114,6 +120,7 @@ def check_args(args):
 
 def run(args):
     rates, mqs = check_args(args)
+    require_crossbar('the bench')
     restore = signals_interrupt()
     tmp = tempfile.mkdtemp(prefix='bmo-bench-')
     routers = {}
@@ -174,6 +181,7 @@ class Bench:
         self.runs = []
         self.nodes = []
         self.router_peak = {}
+        self.router_idle = {}
 
     # -- routers -------------------------------------------------------------
     def start_routers(self):
@@ -190,6 +198,14 @@ class Bench:
         for r in self.routers.values():
             r.wait_ready()
         say(f"routers: ready in {time.monotonic() - t0:.1f}s")
+        if self.args.warmup > 0:
+            for mq in self.mqs:
+                self.ensure_router(mq)
+                r = self.run_one(mq, WARMUP_RATE, 'warmup', duration=self.args.warmup)
+                say(f"warm-up {mq}: " + ("done" if r['ok'] else r['problem']))
+        for mq, router in self.routers.items():
+            self.router_idle[mq] = router.rss()
+            self.router_peak.pop(mq, None)
 
     def ensure_router(self, mq):
         r = self.routers[mq]
@@ -216,19 +232,22 @@ class Bench:
             self.runs.append(result)
             say(f"[{n}/{len(plan)}] " + describe(result))
 
-    def run_one(self, mq, rate, rep):
+    def run_one(self, mq, rate, rep, duration=None):
         a = self.args
         m = a.masters
+        run_duration = a.duration if duration is None else duration
         router = self.routers[mq]
         flat = rate == FLAT_OUT
-        if a.messages is not None:
+        if a.messages is not None and duration is None:
             per_master, duration = a.messages, 0
+            # a bound, not a figure: flat out, assume at least 500 messages/s
+            seconds = per_master * m / (rate if not flat else 500)
         elif flat:
-            per_master, duration = 10 ** 9, a.duration
+            per_master, duration = 10 ** 9, run_duration
+            seconds = run_duration
         else:
-            per_master, duration = max(1, math.ceil(rate * a.duration / m)), 0
-        seconds = a.duration if a.messages is None else (
-            per_master * m / rate if not flat else 60)
+            per_master, duration = max(1, math.ceil(rate * run_duration / m)), 0
+            seconds = run_duration
         run_dir = os.path.join(self.tmp, f'{mq}-{rate}-{rep}')
         os.makedirs(run_dir)
         short = 'ow' if mq == ORDERED else 'sw'
@@ -258,7 +277,10 @@ class Bench:
             peak[0] = max(peak[0], router.rss())
             self.stop_nodes()
         self.router_peak[mq] = max(self.router_peak.get(mq, 0), peak[0])
-        return measure(mq, rate, rep, self.nodes, results, peak[0], error)
+        result = measure(mq, rate, rep, self.nodes, results, peak[0], error)
+        idle = self.router_idle.get(mq)
+        result['router_idle_rss_mb'] = idle / 2 ** 20 if idle else None
+        return result
 
     def stop_nodes(self):
         terminate([n.proc for n in self.nodes], grace=10)
@@ -334,6 +356,10 @@ class Bench:
                 for i, (c, w) in enumerate(zip(row, widths))))
             if k == 0:
                 lines.append('  ' + '  '.join('-' * w for w in widths))
+        if self.router_idle:
+            lines.append("  router MB: peak RSS of the router's process tree during the run; "
+                         "idle after warm-up: " + ", ".join(
+                             f"{mq} {num(v / 2 ** 20)} MB" for mq, v in self.router_idle.items()))
         ratios = self.ratios()
         if ratios:
             lines.append("")
@@ -366,6 +392,7 @@ class Bench:
             'table': [dict(r, rate=str(r['rate'])) for r in self.table()],
             'ratios': self.ratios(),
             'router_peak_rss_mb': {mq: v / 2 ** 20 for mq, v in self.router_peak.items()},
+            'router_idle_rss_mb': {mq: v / 2 ** 20 for mq, v in self.router_idle.items()},
         }
 
 
@@ -417,7 +444,9 @@ def describe(r):
     text = (f"{r['mq']:<12} {rate_text(r['rate']):>10}: {num(r['throughput'])} msg/s "
             f"per master, latency p50 {ms(r['latency_p50'])} p99 {ms(r['latency_p99'])} "
             f"max {ms(r['latency_max'])} ms, RSS master {num(r['master_rss_mb'])} MB "
-            f"router {num(r['router_rss_mb'])} MB, lost {r['lost']}, dup "
+            f"router {num(r['router_rss_mb'])} MB"
+            + (f" (idle {num(r['router_idle_rss_mb'])})" if r.get('router_idle_rss_mb') else "")
+            + f", lost {r['lost']}, dup "
             f"{r['duplicated']}, order {'same' if r['same_order'] else 'differs'}")
     if r['problem']:
         text += f"  [{r['problem']}]"

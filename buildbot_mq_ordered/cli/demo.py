@@ -23,6 +23,7 @@ from buildbot_mq_ordered.cli.processes import Interrupted
 from buildbot_mq_ordered.cli.processes import NodeProcess
 from buildbot_mq_ordered.cli.processes import Router
 from buildbot_mq_ordered.cli.processes import run_nodes
+from buildbot_mq_ordered.cli.processes import require_crossbar
 from buildbot_mq_ordered.cli.processes import signals_interrupt
 from buildbot_mq_ordered.cli.processes import terminate
 
@@ -70,6 +71,7 @@ def plan(args):
 
 def run(args):
     per_master, rate, seconds = plan(args)
+    require_crossbar('the demo')
     restore = signals_interrupt()
     tmp = tempfile.mkdtemp(prefix='bmo-demo-')
     router = None
@@ -87,7 +89,10 @@ def run(args):
             f"each, {args.payload} bytes payload) and consuming everything")
         names = [f'master-{i + 1}' for i in range(args.masters)]
         nodes = [NodeProcess(router.url, name, os.path.join(tmp, name + '.json'),
-                             messages=per_master, expect=per_master * args.masters,
+                             messages=per_master,
+                             # flat out, --duration may end production early:
+                             # the total is announced when all have finished
+                             expect=per_master * args.masters if rate else 0,
                              rate=rate, payload=args.payload,
                              shared_keys=args.shared_keys, index=i, nodes=args.masters,
                              duration=0 if rate else args.duration,
@@ -121,10 +126,9 @@ def run(args):
     finally:
         try:
             terminate([n.proc for n in nodes], grace=10)
+            terminate([router.proc] if router is not None else [], grace=30)
             for n in nodes:
                 n.close()
-            if router is not None:
-                router.stop()
         finally:
             restore()
             if keep:

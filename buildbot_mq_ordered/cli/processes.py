@@ -38,6 +38,14 @@ def _spawn_options():
     return opts
 
 
+def require_crossbar(command):
+    """Exit with a clear message when this machine cannot run a router."""
+    import importlib.util
+    if importlib.util.find_spec('crossbar') is None:
+        raise SystemExit(f"{command} starts a router, which needs Crossbar on this "
+                         "machine: pip install 'buildbot-mq-ordered[router]'")
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT, SIGTERM or SIGHUP while a driver runs (see ``signals_interrupt``)."""
 
@@ -81,6 +89,8 @@ def terminate(procs, grace=10.0):
                 p.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
+    except KeyboardInterrupt:
+        pass  # interrupted again while waiting: no more grace
     finally:
         for p in procs:
             # the whole group: also children of a process that already exited
