@@ -21,18 +21,16 @@ import json
 import math
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
-from buildbot_mq_ordered.cli.processes import Interrupted
 from buildbot_mq_ordered.cli.processes import NodeProcess
 from buildbot_mq_ordered.cli.processes import Router
 from buildbot_mq_ordered.cli.processes import run_nodes
 from buildbot_mq_ordered.cli.processes import require_crossbar
-from buildbot_mq_ordered.cli.processes import signals_interrupt
+from buildbot_mq_ordered.cli.processes import run_guarded
+from buildbot_mq_ordered.cli.processes import say
 from buildbot_mq_ordered.cli.processes import terminate
 
 ORDERED = 'ordered-wamp'
@@ -121,12 +119,11 @@ def check_args(args):
 def run(args):
     rates, mqs = check_args(args)
     require_crossbar('the bench')
-    restore = signals_interrupt()
-    tmp = tempfile.mkdtemp(prefix='bmo-bench-')
     routers = {}
-    keep = args.keep
-    bench = Bench(args, rates, mqs, tmp, routers)
-    try:
+    started = {}
+
+    def body(tmp):
+        bench = started['bench'] = Bench(args, rates, mqs, tmp, routers)
         bench.start_routers()
         bench.run_all()
         print()
@@ -139,36 +136,15 @@ def run(args):
         if args.plot:
             plot(bench, args.plot)
             say(f"plot written to {args.plot}")
-        failed = [r for r in bench.runs if not r['ok']]
-        if failed:
-            keep = True
-        return 0 if not failed else 1
-    except Interrupted as e:
-        print(file=sys.stderr)
-        say(f"interrupted (signal {e.signum}): stopping everything this bench started")
-        return 128 + e.signum
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        say("interrupted: stopping everything this bench started")
-        return 130
-    except RuntimeError as e:
-        say(f"error: {e}")
-        keep = True
-        return 1
-    finally:
-        try:
-            bench.stop_nodes()
-            terminate([r.proc for r in routers.values()], grace=30)
-        finally:
-            restore()
-            if keep:
-                say(f"logs and results kept in {tmp}")
-            else:
-                shutil.rmtree(tmp, ignore_errors=True)
+        return 0 if all(r['ok'] for r in bench.runs) else 1
 
+    def cleanup():
+        if 'bench' in started:
+            started['bench'].stop_nodes()
+        terminate([r.proc for r in routers.values()], grace=30)
 
-def say(text):
-    print(text, flush=True)
+    return run_guarded('bmo-bench-', body, cleanup, keep=args.keep,
+                       what=lambda: "everything this bench started")
 
 
 class Bench:

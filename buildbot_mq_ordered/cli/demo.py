@@ -14,17 +14,14 @@ Ctrl-C and on SIGTERM.
 """
 
 import os
-import shutil
-import sys
-import tempfile
 import time
 
-from buildbot_mq_ordered.cli.processes import Interrupted
 from buildbot_mq_ordered.cli.processes import NodeProcess
 from buildbot_mq_ordered.cli.processes import Router
 from buildbot_mq_ordered.cli.processes import run_nodes
 from buildbot_mq_ordered.cli.processes import require_crossbar
-from buildbot_mq_ordered.cli.processes import signals_interrupt
+from buildbot_mq_ordered.cli.processes import run_guarded
+from buildbot_mq_ordered.cli.processes import say
 from buildbot_mq_ordered.cli.processes import terminate
 
 
@@ -72,13 +69,10 @@ def plan(args):
 def run(args):
     per_master, rate, seconds = plan(args)
     require_crossbar('the demo')
-    restore = signals_interrupt()
-    tmp = tempfile.mkdtemp(prefix='bmo-demo-')
-    router = None
-    nodes = []
-    keep = args.keep
-    try:
-        router = Router(cbdir=os.path.join(tmp, 'router'))
+    started = {'router': None, 'nodes': []}
+
+    def body(tmp):
+        router = started['router'] = Router(cbdir=os.path.join(tmp, 'router'))
         say(f"router: starting Crossbar with the sequencer on 127.0.0.1:{router.port} ...")
         t0 = time.monotonic()
         router.start()
@@ -88,16 +82,17 @@ def run(args):
             f"({offered}, {args.shared_keys} shared routing keys + one private key "
             f"each, {args.payload} bytes payload) and consuming everything")
         names = [f'master-{i + 1}' for i in range(args.masters)]
-        nodes = [NodeProcess(router.url, name, os.path.join(tmp, name + '.json'),
-                             messages=per_master,
-                             # flat out, --duration may end production early:
-                             # the total is announced when all have finished
-                             expect=per_master * args.masters if rate else 0,
-                             rate=rate, payload=args.payload,
-                             shared_keys=args.shared_keys, index=i, nodes=args.masters,
-                             duration=0 if rate else args.duration,
-                             timeout=seconds + 90)
-                 for i, name in enumerate(names)]
+        nodes = started['nodes'] = [
+            NodeProcess(router.url, name, os.path.join(tmp, name + '.json'),
+                        messages=per_master,
+                        # flat out, --duration may end production early:
+                        # the total is announced when all have finished
+                        expect=per_master * args.masters if rate else 0,
+                        rate=rate, payload=args.payload,
+                        shared_keys=args.shared_keys, index=i, nodes=args.masters,
+                        duration=0 if rate else args.duration,
+                        timeout=seconds + 90)
+            for i, name in enumerate(names)]
         progress = Progress(nodes)
         results = run_nodes(nodes, timeout=seconds + 150, on_tick=progress.tick,
                             tick=1.0, on_go=progress.go)
@@ -108,37 +103,17 @@ def run(args):
         print()
         for line in report.summary():
             print(line)
-        if not report.passed:
-            keep = True
         return 0 if report.passed else 1
-    except Interrupted as e:
-        print(file=sys.stderr)
-        say(f"interrupted (signal {e.signum}): stopping {len(nodes)} masters and the router")
-        return 128 + e.signum
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        say(f"interrupted: stopping {len(nodes)} masters and the router")
-        return 130
-    except RuntimeError as e:
-        say(f"error: {e}")
-        keep = True
-        return 1
-    finally:
-        try:
-            terminate([n.proc for n in nodes], grace=10)
-            terminate([router.proc] if router is not None else [], grace=30)
-            for n in nodes:
-                n.close()
-        finally:
-            restore()
-            if keep:
-                say(f"logs and results kept in {tmp}")
-            else:
-                shutil.rmtree(tmp, ignore_errors=True)
 
+    def cleanup():
+        nodes, router = started['nodes'], started['router']
+        terminate([n.proc for n in nodes], grace=10)
+        terminate([router.proc] if router is not None else [], grace=30)
+        for n in nodes:
+            n.close()
 
-def say(text):
-    print(text, flush=True)
+    return run_guarded('bmo-demo-', body, cleanup, keep=args.keep,
+                       what=lambda: f"{len(started['nodes'])} masters and the router")
 
 
 class Progress:

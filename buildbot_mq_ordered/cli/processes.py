@@ -72,6 +72,47 @@ def signals_interrupt():
     return restore
 
 
+def say(text):
+    print(text, flush=True)
+
+
+def run_guarded(prefix, body, cleanup, what, keep=False):
+    """The skeleton of a driver (demo, bench): ``body(tmp)`` runs in a fresh
+    temporary directory with SIGTERM/SIGHUP interrupting like Ctrl-C;
+    ``cleanup()`` always runs afterwards. Returns the exit status: body's,
+    128 + signal when interrupted, 1 on a RuntimeError. The directory is
+    kept (and named) when asked or when something failed.
+    ``what()`` says what an interruption stops."""
+    restore = signals_interrupt()
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    status = 1
+    try:
+        status = body(tmp)
+        return status
+    except Interrupted as e:
+        print(file=sys.stderr)
+        say(f"interrupted (signal {e.signum}): stopping {what()}")
+        status = 128 + e.signum
+        return status
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        say(f"interrupted: stopping {what()}")
+        status = 130
+        return status
+    except RuntimeError as e:
+        say(f"error: {e}")
+        return 1
+    finally:
+        try:
+            cleanup()
+        finally:
+            restore()
+            if keep or status not in (0, 130, 128 + signal.SIGTERM, 128 + signal.SIGHUP):
+                say(f"logs and results kept in {tmp}")
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
 def terminate(procs, grace=10.0):
     """Stop process groups: SIGTERM to all at once, SIGKILL what is left after
     ``grace`` seconds (at once if interrupted again while waiting)."""
