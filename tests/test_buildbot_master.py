@@ -16,6 +16,7 @@ from buildbot.process.results import SUCCESS
 from buildbot.test.util.integration import RunMasterBase
 
 from buildbot_mq_ordered.mq import OrderedWampMQ
+from tests.router import router_of_kind
 from tests.router import shared_router
 
 
@@ -76,11 +77,11 @@ class OrderedWampMaster(RunMasterBase):
         self.addCleanup(shutil.rmtree, parent, ignore_errors=True)
         return os.path.join(parent, 'basedir')
 
-    def assertOrderedWamp(self):
+    def assertOrderedWamp(self, router=None):
         # the build really went over the router, not over a fallback MQ
         impl = self.master.mq.impl
         self.assertIsInstance(impl, OrderedWampMQ)
-        self.assertEqual(impl.options['router_url'], shared_router().url)
+        self.assertEqual(impl.options['router_url'], (router or shared_router()).url)
         self.assertGreater(impl.stats['produced'], 0)
         self.assertGreater(impl.stats['delivered'], 0)
         self.assertEqual(impl.stats['rejected'], 0)
@@ -126,3 +127,28 @@ class OrderedWampMaster(RunMasterBase):
                 onlyStdout=True)
             self.assertTrue(ok)
         self.assertOrderedWamp()
+
+    @defer.inlineCallbacks
+    def test_secret_from_buildbot_secret_provider(self):
+        # the router admits only known masters; this one's secret comes from
+        # Buildbot's secrets providers (util.Secret), as an operator keeps it
+        from buildbot.plugins import secrets
+        from buildbot.plugins import util
+        router = router_of_kind('auth')
+        secret_dir = tempfile.mkdtemp(prefix='bmo-secrets-')
+        self.addCleanup(shutil.rmtree, secret_dir, ignore_errors=True)
+        path = os.path.join(secret_dir, 'mq-secret')
+        with open(path, 'w') as f:
+            f.write('s3cret-one\n')
+        os.chmod(path, 0o600)  # SecretInAFile insists
+        config = two_step_config()
+        config['mq'] = {'type': 'ordered-wamp', 'router_url': router.url,
+                        'realm': router.realm, 'authid': 'master1',
+                        'secret': util.Secret('mq-secret')}
+        config['secretsProviders'] = [secrets.SecretInAFile(dirname=secret_dir)]
+        yield self.setup_master(config)
+
+        build = yield self.doForceBuild(wantSteps=True)
+
+        self.assertEqual(build['results'], SUCCESS)
+        self.assertOrderedWamp(router)

@@ -1,6 +1,5 @@
 """Only masters may speak: WAMP-CRA, roles, TLS - against a real router."""
 
-import atexit
 import os
 import subprocess
 import sys
@@ -17,43 +16,12 @@ from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.routerconfig import auth_config
 from buildbot_mq_ordered.routerconfig import parse_secret_file
 from buildbot_mq_ordered.session import REFUSED
-from tests.router import Router
-from tests.test_mq_contract import Contract
-from tests.tlsutil import make_test_ca
+from tests import test_mq_contract
+from tests.router import SECRETS
+from tests.router import router_of_kind as _router
 from tests.util import Collector
 from tests.util import start_master
 from tests.util import with_timeout
-
-SECRETS = "# cluster masters\nmaster1 s3cret-one\n\nmaster2   s3cret-two\n"
-_routers = {}
-
-
-def _router(kind):
-    """One router per kind for the whole run: 'auth' (secret file), 'tls'."""
-    if kind not in _routers:
-        tmp = tempfile.mkdtemp(prefix='bmo-sec-')
-        args = []
-        if kind == 'auth':
-            path = os.path.join(tmp, 'secrets')
-            with open(path, 'w') as f:
-                f.write(SECRETS)
-            args = ['--secret-file', path]
-            router = Router(extra_args=args)
-        else:
-            paths = make_test_ca(tmp)
-            router = TLSRouter(extra_args=['--tls-cert', paths['server.pem'],
-                                           '--tls-key', paths['server.key']])
-            router.ca_file = paths['ca.pem']
-        _routers[kind] = router.start()
-        atexit.register(router.cleanup)
-    return _routers[kind]
-
-
-class TLSRouter(Router):
-    @property
-    def url(self):
-        return f'wss://localhost:{self.port}/ws'
-
 
 def _until(predicate):
     d = defer.Deferred()
@@ -215,7 +183,7 @@ class Authorization(unittest.TestCase):
         self.assertEqual(watcher.stats['foreign_events'], 0)
 
 
-class ContractOverTLS(Contract):
+class ContractOverTLS(test_mq_contract.Contract):
     """The whole MQ contract over wss:// with a CA made for the test."""
 
     def make_router(self):
