@@ -21,6 +21,7 @@ from tests.router import shared_router
 from tests.tcpproxy import CuttableProxy
 from tests.util import Collector
 from tests.util import start_master
+from tests.util import until
 from tests.util import with_timeout
 
 _open_router = None
@@ -249,7 +250,7 @@ class Edges(unittest.TestCase):
         yield b.startConsuming(cb, ('full', None))
         proxy.cut()
         # the cut is seen when the next frame fails or the socket closes
-        yield with_timeout(_until(lambda: a._session is None), what='the cut')
+        yield with_timeout(until(lambda: a._session is None), what='the cut')
         for i in range(25):
             a.produce(('full', str(i)), {'i': i})
         self.assertEqual(a.stats['outbox_dropped'], 15)
@@ -259,19 +260,3 @@ class Edges(unittest.TestCase):
         errors = self.flushLoggedErrors(RuntimeError)
         self.assertEqual(len(errors), 1)
         self.assertIn('outbox full', str(errors[0].value))
-
-
-def _until(predicate):
-    """Fires when predicate() holds; checked on each reactor turn's tail (bounded
-    by the caller's with_timeout)."""
-    d = defer.Deferred()
-
-    def check():
-        if d.called:
-            return
-        if predicate():
-            d.callback(None)
-        else:
-            reactor.callLater(0.01, check)
-    check()
-    return d

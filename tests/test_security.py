@@ -21,20 +21,8 @@ from tests.router import SECRETS
 from tests.router import router_of_kind as _router
 from tests.util import Collector
 from tests.util import start_master
+from tests.util import until
 from tests.util import with_timeout
-
-def _until(predicate):
-    d = defer.Deferred()
-
-    def check():
-        if not d.called:
-            if predicate():
-                d.callback(None)
-            else:
-                reactor.callLater(0.02, check)
-    check()
-    return d
-
 
 def _client(router, main, authentication=None):
     """A plain autobahn client (not a master) running main(reactor, session)."""
@@ -103,7 +91,7 @@ class Authentication(unittest.TestCase):
         router = _router('auth')
         mq = yield start_master(self, router, authid='master1', secret='wrong')
         # retried with backoff: wait for a few refused attempts
-        yield with_timeout(_until(
+        yield with_timeout(until(
             lambda: mq.link._component is not None and
             mq.link._component._transports[0].connect_attempts >= 3),
             what='three connection attempts')

@@ -11,35 +11,10 @@ from buildbot_mq_ordered import routerconfig
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.wire import MessageRejected
 from buildbot_mq_ordered.wire import encode_message
+from tests.util import ODD_DATA
+from tests.util import ODD_KEYS
 
 BIG = 10 ** 7
-
-ODD_KEYS = [
-    ('a.b', 'c'),
-    ('#', '*'),
-    ('with space', ''),
-    ('', '', ''),
-    (),
-    ('x' * 200,),
-    ('ünïcødé', '日本', '🙂'),
-    ('a/b', 'c\\d', '"q"', '\n\t'),
-]
-ODD_DATA = [
-    {'nested': {'list': [1, 2.5, None, 'x', {'deep': [True, False]}]}},
-    [],
-    {},
-    None,
-    0,
-    -1,
-    1e-300,
-    1.7976931348623157e308,
-    0.1 + 0.2,
-    'ünïcødé 🙂',
-    'x' * 200,
-    {'': '', 'a.b': '#', '*': ' '},
-    [[[[[]]]]],
-    '"\\\n',
-]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() |

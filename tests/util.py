@@ -9,6 +9,34 @@ from buildbot_mq_ordered.mq import OrderedWampMQ
 
 TIMEOUT = 30
 
+# routing keys and data that must round-trip exactly (wire and MQ tests)
+ODD_KEYS = [
+    ('a.b', 'c'),
+    ('#', '*'),
+    ('with space', ''),
+    ('', '', ''),
+    (),
+    ('x' * 200,),
+    ('ünïcødé', '日本', '🙂'),
+    ('a/b', 'c\\d', '"q"', '\n\t'),
+]
+ODD_DATA = [
+    {'nested': {'list': [1, 2.5, None, 'x', {'deep': [True, False]}]}},
+    [],
+    {},
+    None,
+    0,
+    -1,
+    1e-300,
+    1.7976931348623157e308,
+    0.1 + 0.2,
+    'ünïcødé 🙂',
+    'x' * 200,
+    {'': '', 'a.b': '#', '*': ' '},
+    [[[[[]]]]],
+    '"\\\n',
+]
+
 
 class FakeConfig:
     def __init__(self, mq):
@@ -93,3 +121,19 @@ class Collector:
         d = defer.Deferred()
         self._waiters.append((n, d))
         return with_timeout(d, timeout, f"{n} messages (have {len(self.received)})")
+
+
+def until(predicate, interval=0.02):
+    """Fires once predicate() holds, for state that offers no event to wait
+    on (checked every interval seconds; bound it with with_timeout)."""
+    d = defer.Deferred()
+
+    def check():
+        if d.called:
+            return
+        if predicate():
+            d.callback(None)
+        else:
+            reactor.callLater(interval, check)
+    check()
+    return d
