@@ -7,7 +7,6 @@ what it releases to the local consumers.
 """
 
 import datetime
-import json
 import uuid
 
 from autobahn.wamp.types import SubscribeOptions
@@ -30,7 +29,6 @@ from buildbot_mq_ordered.session import set_log_level
 # a submit carries at most this many messages / bytes (the router takes 16 MiB)
 MAX_BATCH = 2000
 MAX_BATCH_BYTES = 4 * 1024 * 1024
-MAX_REPLAY = 5000
 # keys whose change means a new connection
 CONNECTION_KEYS = ('router_url', 'realm', 'initial_retry_delay', 'max_retry_delay',
                    'retry_delay_growth', 'retry_delay_jitter', 'authid', 'secret',
@@ -83,7 +81,8 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         if old is not None and self.running and any(
                 old[k] != self.options[k] for k in CONNECTION_KEYS):
             log.msg("ordered-wamp: router connection settings changed; reconnecting")
-            self._restart_link()
+            self._restart_link().addErrback(
+                log.err, "ordered-wamp: reconnecting after a reconfig failed")
         return super().reconfigServiceWithBuildbotConfig(new_config)
 
     @defer.inlineCallbacks
@@ -299,7 +298,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                 return
             first, last = gap
             first_pos, head, entries = yield session.call(
-                wire.REPLAY, first, min(last - first + 1, MAX_REPLAY))
+                wire.REPLAY, first, min(last - first + 1, wire.MAX_REPLAY))
             if gen != self._generation:
                 return
             buf = self.buffer
@@ -336,7 +335,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                     continue
                 if not decoded:
                     try:
-                        data = json.loads(text)
+                        data = wire.decode_data(text)
                     except ValueError as e:
                         log.msg(f"ordered-wamp: ignored stream position {pos}: "
                                 f"undecodable data ({e})")

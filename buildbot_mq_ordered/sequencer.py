@@ -27,7 +27,6 @@ from buildbot_mq_ordered.numbering import Numbering
 # the router worker's WebSocket connections: no Nagle (see nodelay.py)
 nodelay.install()
 
-MAX_REPLAY = 5000
 # seconds between journal checkpoints (run in a thread, off the reactor)
 CHECKPOINT_EVERY = 1.0
 MALFORMED = 'buildbot.mq.ordered.error.malformed'
@@ -119,10 +118,10 @@ class Sequencer(ApplicationSession):
         self.publish(wire.STREAM, entries)
         return [mark, entries[-1][0]]
 
-    def replay(self, from_pos, limit=MAX_REPLAY):
+    def replay(self, from_pos, limit=wire.MAX_REPLAY):
         if type(from_pos) is not int or type(limit) is not int:
             raise ApplicationError(MALFORMED, "replay takes (from_pos, limit)")
-        limit = max(0, min(limit, MAX_REPLAY))
+        limit = max(0, min(limit, wire.MAX_REPLAY))
         start = max(from_pos, self.journal.first_pos)
         entries = self.journal.read(start, limit) if limit else []
         return [self.journal.first_pos, self.journal.last_pos, entries]

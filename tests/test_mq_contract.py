@@ -73,6 +73,24 @@ class Contract(unittest.TestCase):
         self.assertEqual(c.data, ODD_DATA)
 
     @defer.inlineCallbacks
+    def test_reconfig_of_a_connection_key_reconnects_and_loses_nothing(self):
+        from tests.util import FakeConfig
+        from tests.util import mq_config
+        c = Collector(self.b)
+        yield self.b.startConsuming(c, ('reconf', None))
+        old_link = self.b.link
+        options = dict(self.master_options(), max_retry_delay=2.0)
+        yield self.b.reconfigServiceWithBuildbotConfig(
+            FakeConfig(mq_config(self.router, **options)))
+        for i in range(20):
+            self.a.produce(('reconf', str(i)), {'i': i})
+            self.b.produce(('reconf', str(i)), {'i': 100 + i})
+        yield c.wait_for(40)
+        self.assertIsNot(self.b.link, old_link)
+        self.assertEqual(sorted(d['i'] for d in c.data),
+                         list(range(20)) + list(range(100, 120)))
+
+    @defer.inlineCallbacks
     def test_tuple_matching(self):
         got = {}
 
