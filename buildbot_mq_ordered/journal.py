@@ -10,16 +10,23 @@ Retention keeps the newest ``retention_messages`` entries and none older
 than ``retention_seconds``. Per-key counters and producer marks are not
 subject to retention: they are small, and dropping a counter would restart
 that key at 1.
+
+The data of an entry is stored as the master encoded it (msgpack bytes).
+``PRAGMA user_version`` says which layout a file has: a journal of 0.1.0
+(data as JSON text, version 0) is converted on open; a newer one refused.
 """
 
 import json
 import sqlite3
 import time
 
+from buildbot_mq_ordered import wire
+
+SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL, key TEXT NOT NULL,
-    data TEXT NOT NULL, ts REAL NOT NULL);
+    data BLOB NOT NULL, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS keyseq (
     key TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS producers (
@@ -27,6 +34,10 @@ CREATE TABLE IF NOT EXISTS producers (
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
+
+class JournalVersionError(RuntimeError):
+    """The journal file was written by a newer version."""
+
 
 # prune once per this many appends: retention is a bound, not an exact size
 PRUNE_EVERY = 200
@@ -56,11 +67,38 @@ class Journal:
                 # waits for the WAL to be copied into the database and synced
                 self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.execute("PRAGMA synchronous=" + ("FULL" if fsync else "NORMAL"))
-        self._db.executescript(SCHEMA)
+        self._upgrade()
         row = self._db.execute("SELECT value FROM meta WHERE name='last_pos'").fetchone()
         self.last_pos = row[0] if row else 0
         row = self._db.execute("SELECT min(pos) FROM entries").fetchone()
         self.first_pos = row[0] if row[0] is not None else self.last_pos + 1
+
+    def _upgrade(self):
+        db = self._db
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            db.close()
+            raise JournalVersionError(
+                f"journal {self.path} has layout version {version}, newer than this "
+                f"buildbot-mq-ordered understands ({SCHEMA_VERSION}): upgrade it, or "
+                "start the router with another node directory")
+        if version == SCHEMA_VERSION:
+            return
+        db.execute("BEGIN")
+        try:
+            # one by one: executescript() would commit half-way
+            for statement in SCHEMA.split(';'):
+                if statement.strip():
+                    db.execute(statement)
+            # 0.1.0 kept data as JSON text: re-encode it as masters now send it
+            rows = db.execute("SELECT pos, data FROM entries WHERE typeof(data) = 'text'")
+            db.executemany("UPDATE entries SET data = ? WHERE pos = ?",
+                           [(wire.encode_data(json.loads(text)), pos) for pos, text in rows])
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def close(self):
         self._db.close()

@@ -6,7 +6,6 @@ feeds stream events and replay answers to the ``ReorderBuffer``, and hands
 what it releases to the local consumers.
 """
 
-import datetime
 import uuid
 
 from autobahn.wamp.types import SubscribeOptions
@@ -15,7 +14,6 @@ from twisted.python import log
 
 from buildbot.mq import base
 from buildbot.util import service
-from buildbot.util import toJson
 from buildbot.util import tuplematch
 
 from buildbot_mq_ordered import config as mqconfig
@@ -33,14 +31,6 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024
 CONNECTION_KEYS = ('router_url', 'realm', 'initial_retry_delay', 'max_retry_delay',
                    'retry_delay_growth', 'retry_delay_jitter', 'authid', 'secret',
                    'secret_file', 'ca_file')
-
-
-def json_default(obj):
-    # Buildbot's toJson turns datetimes into epoch seconds, but anything else
-    # into None, silently; here anything else is an error the producer sees
-    if isinstance(obj, datetime.datetime):
-        return toJson(obj)
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
@@ -145,15 +135,15 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
 
     def produce(self, routingKey, data):
         try:
-            key, text, size = wire.encode_message(routingKey, data,
-                                            self.options['max_message_size'], json_default)
+            key, raw, size = wire.encode_message(routingKey, data,
+                                                 self.options['max_message_size'])
         except Exception as e:  # produce never raises for the caller
             self.stats['rejected'] += 1
             log.err(wire.MessageRejected(
                 f"ordered-wamp: dropped message {routingKey!r}: {e}"))
             return
         self.stats['produced'] += 1
-        if self.outbox.add(key, text, size) is not None:
+        if self.outbox.add(key, raw, size) is not None:
             self.stats['outbox_dropped'] += 1
             n = self.stats['outbox_dropped']
             if n == 1 or n % 10000 == 0:
@@ -327,7 +317,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
     def _deliver(self, entries):
         if not entries:
             return
-        for pos, seq, key, text in entries:
+        for pos, seq, key, raw in entries:
             key = tuple(key)
             data = decoded = None
             for qref in self.registry.consumers:
@@ -335,8 +325,8 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                     continue
                 if not decoded:
                     try:
-                        data = wire.decode_data(text)
-                    except ValueError as e:
+                        data = wire.decode_data(raw)
+                    except (ValueError, TypeError) as e:
                         log.msg(f"ordered-wamp: ignored stream position {pos}: "
                                 f"undecodable data ({e})")
                         break

@@ -14,16 +14,16 @@ class Outbox:
         self.max_messages = max_messages
         self.next_seq = 1
         self.dropped = 0
-        self._pending = deque()   # [producer_seq, key, data_json]
-        self._sizes = deque()     # bytes of each pending message's data
+        self._pending = deque()   # [producer_seq, key, data]
+        self._sizes = deque()     # bytes of each pending message: key and data
 
     def __len__(self):
         return len(self._pending)
 
-    def add(self, key, data_json, size=None):
-        """Queue a message (size: bytes of data_json in UTF-8, if known);
-        returns the message dropped to make room, or None."""
-        msg = [self.next_seq, key, data_json]
+    def add(self, key, data, size=None):
+        """Queue a message (data: its encoded bytes; size: its bytes, key
+        included, if known); returns the message dropped to make room, or None."""
+        msg = [self.next_seq, key, data]
         self.next_seq += 1
         dropped = None
         if len(self._pending) >= self.max_messages:
@@ -31,7 +31,9 @@ class Outbox:
             self._sizes.popleft()
             self.dropped += 1
         self._pending.append(msg)
-        self._sizes.append(len(data_json.encode('utf-8')) if size is None else size)
+        if size is None:
+            size = len(data) + sum(len(k.encode('utf-8')) for k in key)
+        self._sizes.append(size)
         return dropped
 
     def batch(self, max_count, max_bytes):

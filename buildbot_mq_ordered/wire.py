@@ -2,18 +2,24 @@
 
 Routing keys travel as lists inside the payload (never encoded into a WAMP
 URI), so any string element round-trips: dots, '#', '*', spaces, ''.
-Message data travels as its JSON text: the router and the sequencer never
-parse it, and a consumer decodes it only when a local consumer matches.
+Message data travels as its own msgpack encoding (bytes): the router and
+the sequencer never parse it, and a master decodes it only when a local
+consumer matches. msgpack carries what Buildbot puts into messages as it
+is - ``bytes`` (a patch's body), datetimes, integer dict keys - where JSON
+would turn them into something else or refuse them (docs/guarantees.rst
+lists what still changes on the way).
 
-submit(producer_id, [[producer_seq, key, data_json], ...])
+submit(producer_id, [[producer_seq, key, data], ...])
     -> [producer_mark, last_pos]: the highest producer_seq sequenced for
        producer_id, and the position of the batch's last new message (or None)
 replay(from_pos, limit) -> [first_pos, last_pos, [entry, ...]]
     first_pos: oldest position still in the history; last_pos: the head
-stream event: [entry, ...]  with entry = [pos, seq, key, data_json]
+stream event: [entry, ...]  with entry = [pos, seq, key, data]
 """
 
-import json
+import datetime
+
+import msgpack
 
 PREFIX = 'buildbot.mq.ordered.'
 SUBMIT = PREFIX + 'submit'
@@ -25,37 +31,70 @@ SEQUENCER_ROLE = 'sequencer'
 # the most entries one replay call returns (the sequencer caps it too)
 MAX_REPLAY = 5000
 
+# msgpack extension for a datetime without tzinfo (ISO text): aware ones
+# travel as msgpack's own Timestamp, which has no room for "naive"
+NAIVE_DATETIME = 1
+
 
 class MessageRejected(ValueError):
     """A produced message that cannot be sent; the reason says why."""
 
 
-def encode_message(routing_key, data, max_size, default=None):
-    """(key list, data JSON, size in bytes) for a produced message, or
-    MessageRejected saying why.
+def _default(obj):
+    if isinstance(obj, datetime.datetime):
+        if obj.tzinfo is None:
+            return msgpack.ExtType(NAIVE_DATETIME, obj.isoformat().encode('ascii'))
+        return msgpack.Timestamp.from_datetime(obj)
+    if isinstance(obj, int):  # msgpack hands over only what exceeds 64 bits
+        raise OverflowError(f"integer {obj} is out of range (-2**63 .. 2**64-1)")
+    raise TypeError(f"Object of type {type(obj).__name__} cannot be sent")
 
-    ``default`` converts what JSON lacks (Buildbot passes its datetime
-    handling). No buildbot import here: the router host needs none.
+
+# datetime=False: every datetime goes through _default (naive ones included).
+# One Packer (its buffer is reused): call from the reactor thread only.
+encode_data = msgpack.Packer(use_bin_type=True, datetime=False, default=_default).pack
+
+
+def encode_message(routing_key, data, max_size):
+    """(key list, data bytes, size in bytes) for a produced message, or
+    MessageRejected saying why. The size counts the key's UTF-8 bytes as
+    well as the data's. No buildbot import here: the router host needs none.
     """
     if not isinstance(routing_key, (tuple, list)) or not all(
             isinstance(k, str) for k in routing_key):
         raise MessageRejected("routing key must be a tuple of strings")
     try:
-        text = json.dumps(data, default=default, ensure_ascii=False,
-                          separators=(',', ':'))
         # what UTF-8 cannot carry (lone surrogates) no serializer can send
-        size = len(text.encode('utf-8'))
-        '\x00'.join(routing_key).encode('utf-8')
-    except (TypeError, ValueError, RecursionError) as e:
-        raise MessageRejected(f"data is not JSON-serialisable: {e}") from e
+        size = sum(len(k.encode('utf-8')) for k in routing_key)
+        raw = encode_data(data)
+    except (TypeError, ValueError, OverflowError, UnicodeEncodeError) as e:
+        raise MessageRejected(f"data cannot be sent: {e}") from e
+    size += len(raw)
     if size > max_size:
         raise MessageRejected(
             f"message of {size} bytes exceeds max_message_size ({max_size})")
-    return list(routing_key), text, size
+    return list(routing_key), raw, size
 
 
-# the inverse of encode_message's data text (a plain alias: it runs per delivery)
-decode_data = json.loads
+def _ext(code, payload):
+    if code == NAIVE_DATETIME:
+        return datetime.datetime.fromisoformat(payload.decode('ascii'))
+    return msgpack.ExtType(code, payload)
+
+
+def _tuple_keys(pairs):
+    # a dict keyed by tuples arrives with list keys, which cannot be hashed
+    return {tuple(k) if isinstance(k, list) else k: v for k, v in pairs}
+
+
+def decode_data(raw):
+    """The inverse of encode_message's data bytes (runs per delivery)."""
+    try:
+        return msgpack.unpackb(raw, raw=False, timestamp=3, strict_map_key=False,
+                               ext_hook=_ext)
+    except TypeError:
+        return msgpack.unpackb(raw, raw=False, timestamp=3, strict_map_key=False,
+                               ext_hook=_ext, object_pairs_hook=_tuple_keys)
 
 
 def is_entry(e):
@@ -64,13 +103,13 @@ def is_entry(e):
             and type(e[0]) is int and e[0] > 0 and type(e[1]) is int
             and isinstance(e[2], (list, tuple))
             and all(isinstance(k, str) for k in e[2])
-            and isinstance(e[3], str))
+            and isinstance(e[3], bytes))
 
 
 def is_submission(m):
-    """Well-formed submitted message [producer_seq, key, data_json]?"""
+    """Well-formed submitted message [producer_seq, key, data]?"""
     return (isinstance(m, (list, tuple)) and len(m) == 3
             and type(m[0]) is int and m[0] > 0
             and isinstance(m[1], (list, tuple))
             and all(isinstance(k, str) for k in m[1])
-            and isinstance(m[2], str))
+            and isinstance(m[2], bytes))

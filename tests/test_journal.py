@@ -2,10 +2,12 @@
 
 import os
 import shutil
+import sqlite3
 
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import journal as journal_module
+from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.journal import Journal
 from buildbot_mq_ordered.numbering import Numbering
 
@@ -52,7 +54,7 @@ class JournalTest(unittest.TestCase):
         and append them, as the sequencer does."""
         n = Numbering(last_pos=j.last_pos, producer_marks=j.producer_marks(),
                       lookup_seq=j.last_seq, **kw)
-        entries, mark = n.assign(producer, [(p, k, f'"{p}"') for p, k in specs])
+        entries, mark = n.assign(producer, [(p, k, str(p).encode()) for p, k in specs])
         j.append(entries, producer, mark)
         return n, entries
 
@@ -69,16 +71,17 @@ class Basics(JournalTest):
 
     def test_append_and_read(self):
         j = self.open()
-        j.append([(1, 1, ('a', 'b.c'), '{"x":1}'), (2, 1, ('', '#'), 'null')], 'p', 2)
-        j.append([(3, 2, ('a', 'b.c'), '"ü"')], 'p', 3)
+        j.append([(1, 1, ('a', 'b.c'), b'\x81\xa1x\x01'), (2, 1, ('', '#'), b'\xc0')],
+                 'p', 2)
+        j.append([(3, 2, ('a', 'b.c'), b'\x00\xff')], 'p', 3)
         self.assertEqual(j.last_pos, 3)
         self.assertEqual(j.first_pos, 1)
         self.assertEqual(j.read(1, 10), [
-            [1, 1, ['a', 'b.c'], '{"x":1}'],
-            [2, 1, ['', '#'], 'null'],
-            [3, 2, ['a', 'b.c'], '"ü"'],
+            [1, 1, ['a', 'b.c'], b'\x81\xa1x\x01'],
+            [2, 1, ['', '#'], b'\xc0'],
+            [3, 2, ['a', 'b.c'], b'\x00\xff'],
         ])
-        self.assertEqual(j.read(2, 1), [[2, 1, ['', '#'], 'null']])
+        self.assertEqual(j.read(2, 1), [[2, 1, ['', '#'], b'\xc0']])
         self.assertEqual(j.read(4, 10), [])
         self.assertEqual(j.read(0, 2), j.read(1, 2))
 
@@ -118,6 +121,53 @@ class Basics(JournalTest):
         # still usable
         j.append([(2, 2, ('k',), 'b')], 'p', 2)
         self.assertEqual(j.last_pos, 2)
+
+
+class Layout(JournalTest):
+    """The file's layout version (PRAGMA user_version)."""
+
+    OLD_SCHEMA = """
+        CREATE TABLE entries (pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL,
+            key TEXT NOT NULL, data TEXT NOT NULL, ts REAL NOT NULL);
+        CREATE TABLE keyseq (key TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE producers (producer TEXT PRIMARY KEY, mark INTEGER NOT NULL)
+            WITHOUT ROWID;
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO entries VALUES (1, 1, '["a"]', '{"x":[1,"ü"]}', 1000.0);
+        INSERT INTO entries VALUES (2, 2, '["a"]', 'null', 1000.0);
+        INSERT INTO keyseq VALUES ('["a"]', 2);
+        INSERT INTO producers VALUES ('p', 2);
+        INSERT INTO meta VALUES ('last_pos', 2);
+    """
+
+    def test_new_file_has_the_current_version(self):
+        self.open()
+        db = sqlite3.connect(self.path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0],
+                         journal_module.SCHEMA_VERSION)
+
+    def test_journal_of_0_1_0_is_converted(self):
+        # 0.1.0 stored data as JSON text; masters now send and expect msgpack
+        db = sqlite3.connect(self.path)
+        db.executescript(self.OLD_SCHEMA)
+        db.close()
+        j = self.open()
+        entries = j.read(1, 10)
+        self.assertEqual([(e[0], e[1], e[2]) for e in entries], [(1, 1, ['a']), (2, 2, ['a'])])
+        self.assertEqual([wire.decode_data(e[3]) for e in entries], [{'x': [1, 'ü']}, None])
+        self.assertEqual((j.last_pos, j.producer_marks(), j.last_seq(('a',))), (2, {'p': 2}, 2))
+        j.close()
+        self.assertEqual(self.open().read(1, 10), entries)   # once
+
+    def test_newer_layout_is_refused(self):
+        db = sqlite3.connect(self.path)
+        db.execute(f"PRAGMA user_version = {journal_module.SCHEMA_VERSION + 1}")
+        db.close()
+        with self.assertRaises(journal_module.JournalVersionError) as cm:
+            Journal(self.path)
+        self.assertIn(self.path, str(cm.exception))
+        self.assertIn('newer', str(cm.exception))
 
 
 class Persistence(JournalTest):

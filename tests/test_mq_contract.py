@@ -240,14 +240,30 @@ class Contract(unittest.TestCase):
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
     @defer.inlineCallbacks
-    def test_datetime_data_uses_buildbot_tojson(self):
+    def test_what_buildbot_sends_arrives_as_sent(self):
+        # as SimpleMQ hands it over: datetimes, bytes (a patch body in a
+        # buildset's sourcestamp: issue 9, try jobs lost their buildsets),
+        # integer dict keys; tuples arrive as lists (documented)
         import datetime
+
+        from buildbot.util import epoch2datetime
         c = Collector(self.b)
-        yield self.b.startConsuming(c, ('dt',))
-        when = datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-        self.a.produce(('dt',), {'when': when})
+        yield self.b.startConsuming(c, ('buildsets', None, 'new'))
+        when = epoch2datetime(1577934245)
+        naive = datetime.datetime(2020, 1, 2, 3, 4, 5, 6)
+        patch = {'patchid': 1, 'body': b'--- a\n+++ b\n\xff', 'level': 1}
+        msg = {'bsid': 7, 'submitted_at': when, 'naive': naive, 'by_id': {1: 'x'},
+               'sourcestamps': [{'ssid': 1, 'patch': patch, 'created_at': when}],
+               'properties': {'reason': ('forced', 'Force Build Form')}}
+        self.a.produce(('buildsets', '7', 'new'), msg)
         yield c.wait_for(1)
-        self.assertEqual(c.data, [{'when': 1577934245}])
+        got = c.data[0]
+        expected = dict(msg, properties={'reason': ['forced', 'Force Build Form']})
+        self.assertEqual(got, expected)
+        self.assertIsInstance(got['sourcestamps'][0]['patch']['body'], bytes)
+        self.assertEqual(got['submitted_at'].utcoffset(), datetime.timedelta(0))
+        self.assertIsNone(got['naive'].tzinfo)
+        self.assertEqual(self.a.stats['rejected'], 0)
 
     @defer.inlineCallbacks
     def test_stop_service_waits_for_callback_deferreds(self):

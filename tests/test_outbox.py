@@ -7,7 +7,7 @@ from twisted.trial import unittest
 
 from buildbot_mq_ordered.outbox import Outbox
 
-OVERHEAD = 64   # per-message allowance Outbox.batch adds to the data's size
+OVERHEAD = 64   # per-message allowance Outbox.batch adds to a message's size
 
 
 class Add(unittest.TestCase):
@@ -29,9 +29,10 @@ class Add(unittest.TestCase):
 class Batch(unittest.TestCase):
 
     def fill(self, n, size=10):
+        # each message: size bytes in all (a one-byte key, size - 1 of data)
         box = Outbox()
         for i in range(n):
-            box.add(['k'], 'x' * size)
+            box.add(['k'], b'x' * (size - 1))
         return box
 
     def test_count_limit(self):
@@ -58,15 +59,17 @@ class Batch(unittest.TestCase):
         self.assertEqual([m[0] for m in box.batch(0, 10**6)], [1])
         self.assertEqual([m[0] for m in box.batch(0, 0)], [1])
 
-    def test_bytes_limit_counts_encoded_bytes(self):
-        # the limit is named (and documented) in bytes: data of multi-byte
-        # characters must count by its UTF-8 size, not its length in chars
+    def test_bytes_limit_counts_key_and_data_bytes(self):
+        # the limit is named (and documented) in bytes: a key's multi-byte
+        # characters count by their UTF-8 size, and the key counts at all
+        # (issue 10: huge keys with small data overflowed the router's frame)
         box = Outbox()
-        data = '"' + '€' * 100 + '"'          # 102 chars, 302 bytes
-        box.add(['k'], data)
-        box.add(['k'], data)
-        limit = 2 * (len(data.encode('utf-8')) + OVERHEAD) - 1
+        key = ['€' * 100]                      # 100 chars, 300 bytes
+        box.add(key, b'x')
+        box.add(key, b'x')
+        limit = 2 * (300 + 1 + OVERHEAD) - 1
         self.assertEqual(len(box.batch(100, limit)), 1)
+        self.assertEqual(len(box.batch(100, limit + 1)), 2)
 
     @given(st.lists(st.integers(0, 300), min_size=1, max_size=30),
            st.integers(0, 40), st.integers(0, 3000))
@@ -74,7 +77,7 @@ class Batch(unittest.TestCase):
     def test_batch_is_oldest_prefix_within_limits(self, sizes, max_count, max_bytes):
         box = Outbox()
         for s in sizes:
-            box.add(['k'], 'x' * s)
+            box.add(['k'], b'x' * s)
         batch = box.batch(max_count, max_bytes)
         self.assertGreaterEqual(len(batch), 1)
         self.assertEqual([m[0] for m in batch], list(range(1, len(batch) + 1)))

@@ -24,7 +24,7 @@ class Submit(unittest.TestCase):
 
     def test_numbers_publishes_and_acknowledges(self):
         s = make_sequencer()
-        ack = s.submit('p1', [[1, ['a'], '1'], [2, ['a'], '2'], [3, ['b'], '3']])
+        ack = s.submit('p1', [[1, ['a'], b'1'], [2, ['a'], b'2'], [3, ['b'], b'3']])
         self.assertEqual(ack, [3, 3])
         topic, entries = s.published[0]
         self.assertEqual(topic, wire.STREAM)
@@ -32,44 +32,44 @@ class Submit(unittest.TestCase):
 
     def test_resubmission_is_dropped(self):
         s = make_sequencer()
-        s.submit('p1', [[1, ['a'], '1'], [2, ['a'], '2']])
-        ack = s.submit('p1', [[1, ['a'], '1'], [2, ['a'], '2'], [3, ['a'], '3']])
+        s.submit('p1', [[1, ['a'], b'1'], [2, ['a'], b'2']])
+        ack = s.submit('p1', [[1, ['a'], b'1'], [2, ['a'], b'2'], [3, ['a'], b'3']])
         self.assertEqual(ack, [3, 3])
         self.assertEqual([e[0] for e in s.published[1][1]], [3])
-        self.assertEqual(s.submit('p1', [[2, ['a'], '2']]), [3, None])
+        self.assertEqual(s.submit('p1', [[2, ['a'], b'2']]), [3, None])
         self.assertEqual(len(s.published), 2)
 
     def test_malformed_submit_is_refused_and_changes_nothing(self):
         s = make_sequencer()
         for args in [(1, []), ('p', 'x'), ('p', [[1, ['a']]]), ('p', [[1, 'a', '1']]),
-                     ('p', [[0, ['a'], '1']]), ('p', [[1, [1], '1']])]:
+                     ('p', [[0, ['a'], b'1']]), ('p', [[1, [1], b'1']])]:
             with self.assertRaises(ApplicationError) as e:
                 s.submit(*args)
             self.assertEqual(e.exception.error, seqmod.MALFORMED)
         self.assertEqual(s.published, [])
-        self.assertEqual(s.submit('p', [[1, ['a'], '1']]), [1, 1])
+        self.assertEqual(s.submit('p', [[1, ['a'], b'1']]), [1, 1])
 
     def test_journal_failure_acknowledges_nothing_and_loses_no_number(self):
         s = make_sequencer()
-        s.submit('p', [[1, ['a'], '1']])
+        s.submit('p', [[1, ['a'], b'1']])
         real_append = s.journal.append
 
         def broken(*args):
             raise OSError("disk full")
         s.journal.append = broken
         with self.assertRaises(ApplicationError) as e:
-            s.submit('p', [[2, ['a'], '2']])
+            s.submit('p', [[2, ['a'], b'2']])
         self.assertEqual(e.exception.error, seqmod.JOURNAL_ERROR)
         self.flushLoggedErrors()
         s.journal.append = real_append
         # the retried message gets the next position and number, as if
         # the failed attempt never happened
-        self.assertEqual(s.submit('p', [[2, ['a'], '2']]), [2, 2])
+        self.assertEqual(s.submit('p', [[2, ['a'], b'2']]), [2, 2])
         self.assertEqual(list(s.published[-1][1][0][:2]), [2, 2])
 
     def test_replay(self):
         s = make_sequencer()
-        s.submit('p', [[i, ['k', str(i)], str(i)] for i in range(1, 11)])
+        s.submit('p', [[i, ['k', str(i)], str(i).encode()] for i in range(1, 11)])
         first, last, entries = s.replay(4, 3)
         self.assertEqual((first, last), (1, 10))
         self.assertEqual([e[0] for e in entries], [4, 5, 6])
@@ -82,9 +82,9 @@ class Submit(unittest.TestCase):
     def test_restart_continues_from_the_journal(self):
         path = self.mktemp()
         s = make_sequencer(Journal(path))
-        s.submit('p', [[1, ['a'], '1'], [2, ['b'], '2']])
+        s.submit('p', [[1, ['a'], b'1'], [2, ['b'], b'2']])
         s.journal.close()
         s2 = make_sequencer(Journal(path))
-        self.assertEqual(s2.submit('p', [[2, ['b'], '2'], [3, ['a'], '3']]), [3, 3])
+        self.assertEqual(s2.submit('p', [[2, ['b'], b'2'], [3, ['a'], b'3']]), [3, 3])
         self.assertEqual(list(s2.published[0][1][0][:2]), [3, 2])
         s2.journal.close()
