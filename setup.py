@@ -30,6 +30,16 @@ setup(
             'psutil',
             'matplotlib',
             'sphinx',
+            # what Buildbot's own integration tests import (tests/buildbot_suite.py)
+            'parameterized',
+            'evalidate',
+            'zstandard',
+            'lz4',
+            'treq',
+            'txrequests',
+            'pypugjs',
+            'markdown',
+            'hvac',
         ],
     },
     entry_points={
