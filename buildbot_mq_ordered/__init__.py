@@ -6,10 +6,39 @@ config loader accepts its keys and reports bad values as config errors
 naming the key.
 """
 
+import sys
+
 from buildbot_mq_ordered.config import KEYS
 from buildbot_mq_ordered.config import MQ_TYPE
 
 __version__ = '0.1.0'
+
+IMPORT_LINE = 'import buildbot_mq_ordered'
+
+
+def import_autobahn_serializers():
+    """Import autobahn's serializers without its optional UBJSON codec.
+
+    autobahn.wamp.serializer imports ``bjdata`` if it is installed (Crossbar
+    pulls it in); a bjdata built against NumPy 1 prints a traceback under
+    NumPy 2 before falling back to pure Python. Masters and the router speak
+    msgpack and JSON only, so bjdata is hidden while autobahn looks for it.
+    """
+    if 'autobahn.wamp.serializer' in sys.modules or 'bjdata' in sys.modules:
+        return
+    sys.modules['bjdata'] = None  # makes `import bjdata` raise ImportError
+    try:
+        import autobahn.wamp.serializer  # noqa: F401
+    finally:
+        if sys.modules.get('bjdata', 0) is None:
+            del sys.modules['bjdata']
+
+
+def near_miss(typ):
+    """True if typ looks like a misspelling of MQ_TYPE ('ordered_wamp')."""
+    def squash(s):
+        return ''.join(ch for ch in str(s).lower() if ch.isalnum())
+    return typ != MQ_TYPE and squash(typ) == squash(MQ_TYPE)
 
 
 def register():
@@ -30,6 +59,11 @@ def register():
     # Buildbot checks only key names; values are checked here, during the
     # same config load, so `buildbot checkconfig` reports them too.
     def load_mq_and_check_values(self, filename, config_dict):
+        typ = config_dict.get('mq', {}).get('type') if isinstance(
+            config_dict.get('mq'), dict) else None
+        if typ not in MQConnector.classes and near_miss(typ):
+            error(f"mq type '{typ}' is not known; did you mean '{MQ_TYPE}'?")
+            return
         load_mq(self, filename, config_dict)
         if self.mq.get('type') == MQ_TYPE:
             for message in config.validate(self.mq):
@@ -40,4 +74,5 @@ def register():
     master_config.MasterConfig.load_mq = load_mq_and_check_values
 
 
+import_autobahn_serializers()
 register()

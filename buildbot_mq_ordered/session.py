@@ -4,20 +4,29 @@ Built on autobahn's ``Component`` and its retry settings. A Component is
 "done" when its session leaves cleanly (a router shutting down says goodbye),
 which for a master is just another lost connection: ``RouterLink`` starts it
 again until ``stop()`` is called. Nothing here ever stops the master.
+
+What the operator reads is said here, not by autobahn: a router that
+refuses the master is one error naming the reason and what to check; a
+router that cannot be reached is a line at start and then at growing
+intervals.
 """
 
 from urllib.parse import urlparse
 
 import txaio
 from autobahn.twisted.component import Component
+from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
 from twisted.internet import reactor as default_reactor
-from twisted.python import log
+from twisted.logger import Logger
+from txaio.interfaces import log_levels
 
 from buildbot_mq_ordered import nodelay
 
 # the master's WebSocket connection: no Nagle (see nodelay.py)
 nodelay.install()
+
+log = Logger(namespace='ordered-wamp')
 
 
 def transport_config(url, serializers, retry, ca_file=None):
@@ -43,13 +52,29 @@ def transport_config(url, serializers, retry, ca_file=None):
     return cfg
 
 
-REFUSED = ('wamp.error.not_authorized', 'wamp.error.authentication_failed',
-           'wamp.error.no_auth_method', 'wamp.error.authorization_failed',
-           'wamp.error.no_such_realm', 'wamp.error.no_such_role')
-
+AUTH_HINT = ("check c['mq']['authid'] and its secret against the router's "
+             "--secret-file")
+# why a router refuses a session, and what to check
+HINTS = {
+    'wamp.error.no_such_realm':
+        "check c['mq']['realm'] against the router's --realm (default 'buildbot')",
+    'wamp.error.not_authorized': AUTH_HINT,
+    'wamp.error.authentication_failed': AUTH_HINT,
+    'wamp.error.authorization_failed': AUTH_HINT,
+    'wamp.error.no_auth_method':
+        "the router accepts only known masters: set c['mq']['authid'] and its "
+        "secret (one line of the router's --secret-file)",
+    'wamp.error.no_such_role':
+        "the router's configuration gives this authid a role its realm does not "
+        "define: check the router's configuration",
+}
+REFUSED = tuple(HINTS)
 
 # a connection attempt under way when the master stops ends within this
 STOP_TIMEOUT = 15
+# "still waiting" reminders: the interval doubles from the first up to the last
+FIRST_REMINDER = 10
+MAX_REMINDER = 600
 
 
 def _bounded(d, timeout, reactor):
@@ -67,19 +92,47 @@ def _bounded(d, timeout, reactor):
     return result
 
 
+def _duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _reason(exc):
+    """One line for a failed connection attempt."""
+    if isinstance(exc, ApplicationError):
+        return exc.error_message()   # "wamp.error.no_such_realm: no realm ..."
+    # e.g. Twisted's "Connection was refused by other side: 111: Connection refused."
+    return ' '.join((str(exc) or type(exc).__name__).split()).rstrip('.')
+
+
+class _Component(Component):
+    """autobahn's Component, its connection chatter left to ``RouterLink``
+    unless autobahn's own log level (``wamp_debug_level``) asks for more."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log = txaio.make_logger()
+        if log_levels.index(txaio.get_global_log_level()) <= log_levels.index('error'):
+            self.log.set_log_level('critical')
+
+
 class RouterLink:
     """Keeps one session joined to the router; calls back on join and leave.
 
     ``on_join(session)`` may return a Deferred; ``on_leave()`` is called once
-    per joined session that ended.
+    per joined session that ended. ``on_shutdown()``, if given, is called
+    when the reactor begins to shut down before this link ever joined (so a
+    start-up that waits for the router can give up and let the master stop).
     """
 
     def __init__(self, url, realm, on_join, on_leave, retry, authentication=None,
-                 ca_file=None, serializers=('msgpack',), reactor=None, authid=None):
+                 ca_file=None, serializers=('msgpack',), reactor=None, authid=None,
+                 on_shutdown=None):
         self.url = url
         self.realm = realm
         self._on_join = on_join
         self._on_leave = on_leave
+        self._on_shutdown = on_shutdown
         self._retry = retry
         self._authentication = authentication or {}
         self._ca_file = ca_file
@@ -88,21 +141,36 @@ class RouterLink:
         self._component = None
         self._running = None      # Deferred of the keep-alive loop
         self._stopping = False
+        self._stopped = None      # Deferred of the stop in progress
+        self._shutdown_trigger = None
         self._authid = authid
-        self._refused = False     # one error per run of refused attempts
+        self._refused = None      # the refusal already reported (one error per run)
+        self._waiting_since = None  # reactor time of the first failed attempt
+        self._next_reminder = 0
+        self._ever_joined = False
         self._transports_open = 0
         self._all_closed = []     # Deferreds waiting for no open transport
+        self._pause = self._pause_call = None  # between Components
         self.session = None
+
+    @property
+    def _who(self):
+        return f"as '{self._authid}'" if self._authid else "anonymously"
 
     def start(self):
         self._stopping = False
+        self._stopped = None
+        log.info("ordered-wamp: connecting to the router at {url}, realm '{realm}'",
+                 url=self.url, realm=self.realm)
+        self._shutdown_trigger = self._reactor.addSystemEventTrigger(
+            'before', 'shutdown', self._reactor_stopping)
         self._running = self._keep_running()
         return self._running
 
     @defer.inlineCallbacks
     def _keep_running(self):
         while not self._stopping:
-            self._component = Component(
+            self._component = _Component(
                 transports=[transport_config(self.url, self._serializers, self._retry,
                                              self._ca_file)],
                 realm=self.realm, authentication=self._authentication,
@@ -111,17 +179,59 @@ class RouterLink:
             self._component.on('leave', self._left)
             self._component.on('connect', self._connected)
             self._component.on('disconnect', self._disconnected)
+            self._component.on('connectfailure', self._connect_failed)
             try:
                 yield self._component.start(self._reactor)
             except Exception as e:
                 if not self._stopping:
-                    log.msg(f"ordered-wamp: router connection ended ({e}); restarting")
+                    log.info("ordered-wamp: router connection ended ({e}); restarting",
+                             e=e)
             self._component = None
             if not self._stopping:
                 # a clean goodbye (router shutting down): back off a little, then retry
-                d = defer.Deferred()
-                self._reactor.callLater(self._retry.get('initial_retry_delay', 1), d.callback, None)
-                yield d
+                self._pause = defer.Deferred()
+                self._pause_call = self._reactor.callLater(
+                    self._retry.get('initial_retry_delay', 1), self._pause.callback, None)
+                yield self._pause
+
+    # -- what the operator reads ---------------------------------------------
+
+    def _connect_failed(self, component, exc):
+        if self._stopping:
+            return
+        now = self._reactor.seconds()
+        if self._waiting_since is None:
+            self._waiting_since = now
+            self._next_reminder = FIRST_REMINDER
+        elapsed = now - self._waiting_since
+        refused = isinstance(exc, ApplicationError) and exc.error in HINTS
+        if refused and self._refused != exc.error:
+            self._refused = exc.error
+            log.error(
+                "ordered-wamp: the router at {url} refused to let this master join "
+                "realm '{realm}' {who}: {reason}. Fix: {hint}. Retrying with backoff.",
+                url=self.url, realm=self.realm, who=self._who, reason=_reason(exc),
+                hint=HINTS[exc.error])
+        elif elapsed == 0:
+            log.info(
+                "ordered-wamp: waiting for the router at {url}, realm '{realm}' "
+                "({reason}); retrying with backoff. {meanwhile}",
+                url=self.url, realm=self.realm, reason=_reason(exc),
+                meanwhile=self._meanwhile())
+        elif elapsed >= self._next_reminder:
+            self._next_reminder = elapsed + min(max(elapsed, FIRST_REMINDER), MAX_REMINDER)
+            log.info(
+                "ordered-wamp: still not joined realm '{realm}' at {url} after "
+                "{elapsed} ({reason}). {meanwhile}",
+                url=self.url, realm=self.realm, elapsed=_duration(elapsed),
+                reason=_reason(exc), meanwhile=self._meanwhile())
+
+    def _meanwhile(self):
+        if self._ever_joined:
+            return "Meanwhile produced messages wait in the outbox."
+        return "Buildbot's start-up waits until the master has joined."
+
+    # -- the session -----------------------------------------------------------
 
     def _connected(self, session, transport):
         self._transports_open += 1
@@ -146,39 +256,59 @@ class RouterLink:
             session.leave()
             return None
         self.session = session
-        self._refused = False
-        log.msg(f"ordered-wamp: joined realm '{self.realm}' at {self.url}")
+        self._ever_joined = True
+        waited = ''
+        if self._waiting_since is not None:
+            waited = f" after waiting {_duration(self._reactor.seconds() - self._waiting_since)}"
+        self._refused = None
+        self._waiting_since = None
+        log.info("ordered-wamp: joined realm '{realm}' at {url}{waited}",
+                 realm=self.realm, url=self.url, waited=waited)
         d = defer.maybeDeferred(self._on_join, session)
 
         def failed(f):
             if self.session is session and not self._stopping:
-                log.msg(f"ordered-wamp: setting up the session failed ({f.getErrorMessage()});"
-                        " reconnecting")
+                log.info("ordered-wamp: setting up the session failed ({why}); "
+                         "reconnecting", why=f.getErrorMessage())
                 session.disconnect()
         d.addErrback(failed)
         return None
 
     def _left(self, session, details):
-        if self.session is None and details.reason in REFUSED and not self._stopping:
-            # never joined: the router refused us
-            if not self._refused:
-                self._refused = True
-                who = f"as '{self._authid}'" if self._authid else "anonymously"
-                log.err(RuntimeError(
-                    f"ordered-wamp: the router at {self.url} refused to let this master "
-                    f"join realm '{self.realm}' {who} ({details.reason}): check "
-                    "c['mq']['authid'] and its secret; retrying with backoff"))
-            return
         if self.session is not session:
-            return
+            return  # never joined (refused: reported by _connect_failed)
         self.session = None
         if not self._stopping:
-            log.msg(f"ordered-wamp: left the router ({details.reason}); reconnecting")
+            log.info("ordered-wamp: left the router ({reason}); reconnecting",
+                     reason=details.reason)
         self._on_leave()
 
-    @defer.inlineCallbacks
+    # -- stopping --------------------------------------------------------------
+
+    def _reactor_stopping(self):
+        self._shutdown_trigger = None
+        if not self._ever_joined and self._on_shutdown is not None:
+            self._on_shutdown()
+        return self.stop()
+
     def stop(self):
+        """Stop connecting and leave; fires when done (bounded), in any state."""
+        if self._stopped is None:
+            self._stopped = self._stop()
+        d = defer.Deferred()
+        self._stopped.addBoth(lambda r: (d.callback(None), r)[1])
+        return d
+
+    @defer.inlineCallbacks
+    def _stop(self):
         self._stopping = True
+        if self._shutdown_trigger is not None:
+            self._reactor.removeSystemEventTrigger(self._shutdown_trigger)
+            self._shutdown_trigger = None
+        if self._pause_call is not None and self._pause_call.active():
+            # between two Components (after a goodbye): end the pause now
+            self._pause_call.cancel()
+            self._pause.callback(None)
         comp = self._component
         if comp is not None:
             session = comp._session
@@ -204,6 +334,6 @@ class RouterLink:
             if getattr(call.func, '__self__', None) is deferred:
                 call.cancel()
 
+
 def set_log_level(level):
     txaio.set_global_log_level(level)
-

@@ -19,6 +19,7 @@ from buildbot_mq_ordered.session import REFUSED
 from tests import test_mq_contract
 from tests.router import SECRETS
 from tests.router import router_of_kind as _router
+from tests.test_operator_session import LogEvents
 from tests.util import Collector
 from tests.util import start_master
 from tests.util import until
@@ -89,6 +90,7 @@ class Authentication(unittest.TestCase):
     @defer.inlineCallbacks
     def test_wrong_secret_refused_logged_once_and_retried(self):
         router = _router('auth')
+        logs = LogEvents(self)
         mq = yield start_master(self, router, authid='master1', secret='wrong')
         # retried with backoff: wait for a few refused attempts
         yield with_timeout(until(
@@ -96,9 +98,9 @@ class Authentication(unittest.TestCase):
             mq.link._component._transports[0].connect_attempts >= 3),
             what='three connection attempts')
         self.assertFalse(mq._synced)
-        errors = self.flushLoggedErrors(RuntimeError)
-        self.assertEqual(len(errors), 1)
-        message = str(errors[0].value)
+        errors = logs.errors()
+        self.assertEqual(len(errors), 1, logs.texts())
+        message = errors[0]
         self.assertIn("refused", message)
         self.assertIn("'master1'", message)
         self.assertNotIn('wrong', message)

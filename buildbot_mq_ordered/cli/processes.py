@@ -191,7 +191,13 @@ class Router:
 
     @property
     def log_path(self):
+        """Crossbar's log, written by the router command."""
         return os.path.join(self.cbdir, 'router.log')
+
+    @property
+    def console_path(self):
+        """What the router command printed (its ready or error line)."""
+        return os.path.join(self.cbdir, 'console.log')
 
     def start(self):
         """Start and block until the port accepts connections (bounded)."""
@@ -201,7 +207,7 @@ class Router:
     def start_async(self):
         """Start the router process; ``wait_ready()`` waits for its port."""
         os.makedirs(self.cbdir, exist_ok=True)
-        log = open(self.log_path, 'ab')
+        log = open(self.console_path, 'ab')
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'buildbot_mq_ordered.cli', 'router',
              '--port', str(self.port), '--realm', self.realm, '--cbdir', self.cbdir,
@@ -227,11 +233,14 @@ class Router:
         return self
 
     def log_tail(self, n=40):
-        try:
-            with open(self.log_path, errors='replace') as f:
-                return ''.join(f.readlines()[-n:])
-        except OSError:
-            return ''
+        text = ''
+        for path in (self.log_path, self.console_path):
+            try:
+                with open(path, errors='replace') as f:
+                    text += ''.join(f.readlines()[-n:])
+            except OSError:
+                pass
+        return text
 
     @property
     def running(self):

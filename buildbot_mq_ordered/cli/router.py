@@ -1,14 +1,23 @@
 """``buildbot-mq-ordered router``: write the node config, run Crossbar.
 
-Crossbar replaces this process (exec), so SIGTERM and Ctrl-C reach it
-directly and it shuts down cleanly. It is ready when the port accepts
-connections.
+Crossbar runs as a child process whose output goes to ``router.log`` in the
+node directory (and to the console with ``--verbose``); the console gets
+one line when the router is ready, or one line and exit status 1 when it
+cannot start. SIGTERM, SIGHUP and Ctrl-C stop Crossbar (it ignores SIGINT
+itself, so it is told once) and then this process.
 """
 
+import errno
 import json
 import os
+import re
+import select
+import signal
+import socket
+import subprocess
 import sys
 
+from buildbot_mq_ordered.cli.processes import _die_with_parent
 from buildbot_mq_ordered.routerconfig import SECRET_ENV
 from buildbot_mq_ordered.routerconfig import node_config
 from buildbot_mq_ordered.routerconfig import parse_secret_file
@@ -39,7 +48,11 @@ def add_parser(sub):
                    help="let every session publish/register anything (tests and the "
                         "stock wamp MQ only; never in production)")
     p.add_argument('--loglevel', default='info',
-                   choices=['none', 'critical', 'error', 'warn', 'info', 'debug', 'trace'])
+                   choices=['none', 'critical', 'error', 'warn', 'info', 'debug', 'trace'],
+                   help="Crossbar's log level (default: info)")
+    p.add_argument('--verbose', action='store_true',
+                   help="also show Crossbar's log on the console (it always goes to "
+                        "router.log in the node directory)")
     p.set_defaults(run=run)
 
 
@@ -61,6 +74,18 @@ def check_tls(args):
     for option, path in (('--tls-cert', args.tls_cert), ('--tls-key', args.tls_key)):
         if path and not os.path.isfile(path):
             raise SystemExit(f"{option}: no such file: {path}")
+    if args.tls_cert:
+        # checked here: Crossbar would fail on them only after seconds of start-up
+        from OpenSSL import crypto
+        for option, path, load, what in (
+                ('--tls-cert', args.tls_cert, crypto.load_certificate, 'certificate'),
+                ('--tls-key', args.tls_key, crypto.load_privatekey, 'private key')):
+            with open(path, 'rb') as f:
+                data = f.read()
+            try:
+                load(crypto.FILETYPE_PEM, data)
+            except crypto.Error:
+                raise SystemExit(f"{option}: {path} holds no PEM {what}")
 
 
 def write_config(args, authids=()):
@@ -81,15 +106,172 @@ def write_config(args, authids=()):
     return path
 
 
+PREFIX = 'buildbot-mq-ordered router:'
+READY_LINE = 'sequencer ready on realm'   # sequencer.py, at log level info
+BOOTED = 'NODE_BOOT_COMPLETE'             # Crossbar started every component
+CROSSBAR = 'import sys, crossbar; sys.argv[0] = "crossbar"; sys.exit(crossbar.run())'
+
+
+def say(text, err=False):
+    stream = sys.stderr if err else sys.stdout
+    print(f"{PREFIX} {text}", file=stream, flush=True)
+
+
+def _probe_host(host):
+    return {'0.0.0.0': '127.0.0.1', '::': '::1', '': '127.0.0.1'}.get(host, host)
+
+
+def check_port(host, port):
+    """None if the port can be listened on, else why not (one line)."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return (f"port {port} on {host} is already in use (another router?): "
+                        "stop that one or pick another --port")
+            return f"cannot listen on {host}:{port}: {e.strerror}"
+    return None
+
+
+def port_open(host, port):
+    try:
+        socket.create_connection((_probe_host(host), port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def running_router(cbdir):
+    """PID of a Crossbar node running from cbdir (its node.pid), or None."""
+    try:
+        with open(os.path.join(cbdir, 'node.pid')) as f:
+            pid = int(json.load(f)['pid'])
+        with open(f'/proc/{pid}/cmdline', 'rb') as f:
+            cmdline = f.read()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if b'crossbar' in cmdline else None
+
+
+# "2026-11-27T09:26:31+0000 [Router       3966] " before each line of Crossbar's log
+LOG_PREFIX = re.compile(r'^\S+ \[[^]]*\] ')
+EXCEPTION = re.compile(r'^([\w.]*(?:Error|Exception)): (.+)')
+
+
+def start_error(lines, rc, log_path, detail_only=False):
+    """One line saying why Crossbar stopped before it was ready."""
+    causes = []
+    for line in lines:
+        text = LOG_PREFIX.sub('', line).strip()
+        if 'is already running from node directory' in text:
+            return (text[text.index('Crossbar'):].rstrip('.') +
+                    ": stop it or use another --cbdir")
+        if 'Address already in use' in text:
+            return "the port is already in use (another router?): pick another --port"
+        m = EXCEPTION.match(text)
+        if m and 'ApplicationError' not in m.group(1):
+            causes.append(f"{m.group(1)}: {m.group(2)}")
+    # the first exception is the cause; what follows reports it again
+    detail = causes[0] if causes else f"exit status {rc}"
+    if detail_only:
+        return detail
+    return f"Crossbar stopped before it was ready ({detail}); its log: {log_path}"
+
+
+def _child_setup():
+    # Crossbar (and its workers, which inherit this) leaves SIGINT alone: a
+    # terminal's Ctrl-C reaches this process, which tells Crossbar once
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+
+
 def run(args):
     users = read_users(args.secret_file) if args.secret_file else []
+    pid = running_router(args.cbdir)
+    if pid:
+        say(f"a router is already running from node directory {os.path.abspath(args.cbdir)} "
+            f"(PID {pid}): stop it or use another --cbdir", err=True)
+        return 1
     path = write_config(args, [authid for authid, _ in users])
+    cbdir = os.path.abspath(args.cbdir)
+    log_path = os.path.join(cbdir, 'router.log')
+    journal = os.path.join(cbdir, 'sequencer.sqlite')
+    url = f"{'wss' if args.tls_cert else 'ws'}://{args.host}:{args.port}/ws"
+    problem = check_port(args.host, args.port)
+    if problem:
+        say(problem, err=True)
+        return 1
+    env = dict(os.environ)
     # secrets reach Crossbar through its environment, never through a file we write
     for i, (_, secret) in enumerate(users):
-        os.environ[SECRET_ENV.format(i)] = secret
-    argv = [sys.executable, '-c',
-            'import sys, crossbar; sys.argv[0] = "crossbar"; sys.exit(crossbar.run())',
-            'start', '--cbdir', os.path.abspath(args.cbdir), '--config', path,
-            '--loglevel', args.loglevel]
-    sys.stdout.flush()
-    os.execv(sys.executable, argv)
+        env[SECRET_ENV.format(i)] = secret
+    from buildbot_mq_ordered.cli import hide_bjdata
+    env['PYTHONPATH'] = os.pathsep.join(
+        [os.path.dirname(hide_bjdata.__file__)] +
+        [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
+    argv = [sys.executable, '-u', '-c', CROSSBAR, 'start', '--cbdir', cbdir,
+            '--config', path, '--loglevel', args.loglevel]
+    # the sequencer's line says the realm is served; without info lines, the port
+    need_line = args.loglevel in ('info', 'debug', 'trace')
+    stopping = []
+
+    def stop(signum, frame):
+        if not stopping:
+            stopping.append(signum)
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    with open(log_path, 'ab') as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, preexec_fn=_child_setup)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, stop)
+        ready = seen_line = False
+        failed = None
+        recent = []
+        buf = b''
+        out = proc.stdout.fileno()
+        while True:
+            readable, _, _ = select.select([out], [], [], 0.2)
+            if readable:
+                chunk = os.read(out, 65536)
+                if not chunk:
+                    break
+                log.write(chunk)
+                log.flush()
+                if args.verbose:
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.flush()
+                buf += chunk
+                *lines, buf = buf.split(b'\n')
+                for raw in lines:
+                    line = raw.decode(errors='replace')
+                    seen_line = seen_line or READY_LINE in line
+                    recent = (recent + [line])[-500:]
+                    if BOOTED in line and need_line and not seen_line and not failed:
+                        # the node is up but the sequencer is not: its journal failed
+                        failed = "the sequencer did not start"
+                        proc.send_signal(signal.SIGTERM)
+            if not ready and not stopping and not failed and \
+                    (seen_line or not need_line) and port_open(args.host, args.port):
+                ready = True
+                say(f"ready at {url}, realm '{args.realm}', journal {journal} "
+                    f"(Crossbar's log: {log_path})")
+        rc = proc.wait()
+    if failed:
+        say(f"{failed} ({start_error(recent, rc, log_path, detail_only=True)}); "
+            f"its log: {log_path}", err=True)
+        return 1
+    if stopping:
+        say("stopped")
+        return 0
+    if not ready:
+        say(start_error(recent, rc, log_path), err=True)
+        return 1
+    say(f"Crossbar exited unexpectedly (status {rc}); its log: {log_path}", err=True)
+    return 1
