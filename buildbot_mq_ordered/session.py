@@ -197,8 +197,10 @@ class RouterLink:
     # -- what the operator reads ---------------------------------------------
 
     def _connect_failed(self, component, exc):
-        if self._stopping:
-            return
+        if self._stopping or self.session is not None:
+            return  # the end of a joined session: _left reports it
+        if isinstance(exc, ApplicationError) and exc.error.startswith('wamp.close.'):
+            return  # likewise, whichever of the two autobahn reports first
         now = self._reactor.seconds()
         if self._waiting_since is None:
             self._waiting_since = now

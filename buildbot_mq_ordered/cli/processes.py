@@ -260,7 +260,12 @@ class Router:
                 pass
             return
         try:
-            os.killpg(self.proc.pid, sig)
+            if sig == signal.SIGKILL:
+                os.killpg(self.proc.pid, sig)
+            else:
+                # the router command tells Crossbar, which stops its workers:
+                # a signal to each of them at once makes them race
+                self.proc.send_signal(sig)
         except ProcessLookupError:
             return
         try:

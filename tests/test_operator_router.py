@@ -1,0 +1,188 @@
+"""``buildbot-mq-ordered router`` as an operator runs it: one line when
+ready, one line and status 1 when it cannot start, Crossbar's own output in
+router.log, and nothing left running after Ctrl-C or SIGTERM."""
+
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+from twisted.trial import unittest
+
+from buildbot_mq_ordered.cli.processes import free_port
+
+CLI = [sys.executable, '-m', 'buildbot_mq_ordered.cli', 'router']
+START_TIMEOUT = 60
+STOP_TIMEOUT = 30
+
+
+class RouterCommand(unittest.TestCase):
+    timeout = 180
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix='bmo-op-router-')
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.procs = []
+        self.addCleanup(self.kill_all)
+
+    def kill_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(10)
+
+    def start(self, *args, cbdir=None):
+        """A router in a session of its own, as in a terminal."""
+        cbdir = cbdir or os.path.join(self.tmp, 'router')
+        proc = subprocess.Popen(CLI + ['--cbdir', cbdir] + list(args),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def read_until(self, proc, text, timeout=START_TIMEOUT):
+        """Console lines up to the first containing text (bounded)."""
+        lines, buf = [], b''
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+            *done, buf = buf.split(b'\n')
+            lines += [line.decode() for line in done]
+            if any(text in line for line in lines):
+                return lines
+        self.fail(f"no {text!r} within {timeout}s; console: {lines + [buf.decode()]}")
+
+    def run_to_end(self, *args, cbdir=None, timeout=START_TIMEOUT):
+        started = time.monotonic()
+        proc = subprocess.run(CLI + ['--cbdir', cbdir or os.path.join(self.tmp, 'r')] +
+                              list(args), capture_output=True, text=True, timeout=timeout)
+        return proc, time.monotonic() - started
+
+    def group(self, proc):
+        return [p for p in psutil.process_iter(['pid'])
+                if _pgid(p.pid) == proc.pid]
+
+    def stop_and_check(self, proc, how):
+        members = self.group(proc)
+        self.assertGreaterEqual(len(members), 3, "the command, Crossbar and its worker")
+        how()
+        out = proc.communicate(timeout=STOP_TIMEOUT)[0].decode()
+        self.assertEqual(proc.returncode, 0, out)
+        self.assertEqual(out, "buildbot-mq-ordered router: stopped\n")
+        gone, alive = psutil.wait_procs(members, timeout=STOP_TIMEOUT)
+        self.assertEqual(alive, [])
+
+    def check_ready(self, proc, port, cbdir):
+        started = time.monotonic()
+        lines = self.read_until(proc, 'ready at')
+        print(f"router ready in {time.monotonic() - started:.1f}s")
+        cbdir = os.path.abspath(cbdir)
+        self.assertEqual(lines, [
+            f"buildbot-mq-ordered router: ready at ws://127.0.0.1:{port}/ws, realm "
+            f"'buildbot', journal {cbdir}/sequencer.sqlite (Crossbar's log: "
+            f"{cbdir}/router.log)"])
+        with open(os.path.join(cbdir, 'router.log')) as f:
+            log = f.read()
+        self.assertIn('sequencer ready on realm buildbot', log)
+        return log
+
+    def test_one_line_when_ready_ctrl_c_stops_everything(self):
+        port = free_port()
+        cbdir = os.path.join(self.tmp, 'router')
+        proc = self.start('--port', str(port))
+        log = self.check_ready(proc, port, cbdir)
+        # no traceback at start (bjdata's NumPy notice among them)
+        self.assertNotIn('Traceback', log)
+        self.assertNotIn('NumPy', log)
+        # Ctrl-C in a terminal: SIGINT to the whole foreground group
+        self.stop_and_check(proc, lambda: os.killpg(proc.pid, signal.SIGINT))
+        with open(os.path.join(cbdir, 'router.log')) as f:
+            self.assertNotIn('Traceback', f.read())
+
+    def test_sigterm_to_the_command_stops_everything(self):
+        port = free_port()
+        proc = self.start('--port', str(port))
+        self.check_ready(proc, port, os.path.join(self.tmp, 'router'))
+        self.stop_and_check(proc, proc.terminate)
+
+    def test_verbose_shows_crossbar_on_the_console(self):
+        port = free_port()
+        proc = self.start('--port', str(port), '--verbose')
+        lines = self.read_until(proc, 'ready at')
+        self.assertTrue(any('sequencer ready on realm buildbot' in line for line in lines))
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=STOP_TIMEOUT)
+        self.assertEqual(proc.returncode, 0)
+
+    def test_port_in_use(self):
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            s.listen(1)
+            port = s.getsockname()[1]
+            proc, took = self.run_to_end('--port', str(port))
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stdout, '')
+        self.assertEqual(proc.stderr,
+                         f"buildbot-mq-ordered router: port {port} on 127.0.0.1 is already "
+                         "in use (another router?): stop that one or pick another --port\n")
+        self.assertLess(took, 10)
+
+    def test_node_directory_in_use(self):
+        port = free_port()
+        cbdir = os.path.join(self.tmp, 'shared')
+        first = self.start('--port', str(port), cbdir=cbdir)
+        self.read_until(first, 'ready at')
+        proc, took = self.run_to_end('--port', str(free_port()), cbdir=cbdir)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stdout, '')
+        self.assertRegex(proc.stderr,
+                         r"^buildbot-mq-ordered router: a router is already running from "
+                         rf"node directory {cbdir} \(PID \d+\): stop it or use another "
+                         r"--cbdir\n$")
+        # the running router's configuration was left alone
+        with open(os.path.join(cbdir, 'config.json')) as f:
+            self.assertIn(f'"port": {port}', f.read())
+        self.stop_and_check(first, first.terminate)
+
+    def test_journal_cannot_be_opened(self):
+        cbdir = os.path.join(self.tmp, 'r')
+        os.makedirs(os.path.join(cbdir, 'sequencer.sqlite'))  # a directory
+        proc, took = self.run_to_end('--port', str(free_port()), cbdir=cbdir)
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertEqual(proc.stdout, '')
+        self.assertEqual(
+            proc.stderr,
+            "buildbot-mq-ordered router: the sequencer did not start (sqlite3."
+            "OperationalError: unable to open database file); its log: "
+            f"{cbdir}/router.log\n")
+
+    def test_not_a_certificate(self):
+        path = os.path.join(self.tmp, 'not.pem')
+        with open(path, 'w') as f:
+            f.write('not a certificate\n')
+        proc, took = self.run_to_end('--port', str(free_port()), '--tls-cert', path,
+                                     '--tls-key', path)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr, f"--tls-cert: {path} holds no PEM certificate\n")
+
+
+def _pgid(pid):
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
