@@ -16,7 +16,6 @@ tests/services.sh`` provides that server.
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -411,22 +410,13 @@ class Cluster(unittest.TestCase):
         for kind in ('builds', 'steps', 'buildrequests'):
             self.assertTrue(any(key[0] == kind for key, _ in b1), kind)
 
-        # nothing went wrong in the masters' logs
-        for m in self.masters:
-            with open(m.log, errors='replace') as f:
-                text = without_bjdata_noise(f.read())
+        # nothing went wrong in the masters' or the router's logs (nothing
+        # filtered out)
+        self.router.stop()
+        for name, path in [(m.name, m.log) for m in self.masters] + [
+                ('router', self.router.log_path), ('router console', self.router.console_path)]:
+            with open(path, errors='replace') as f:
+                text = f.read()
             at = text.find('Traceback')
-            self.assertEqual(at, -1, f"{m.name} twistd.log:\n{text[max(0, at - 2000):at + 12000]}")
+            self.assertEqual(at, -1, f"{name} {path}:\n{text[max(0, at - 2000):at + 12000]}")
 
-
-BJDATA_NOISE = re.compile(
-    r"A module that was compiled using NumPy 1\.x cannot be run in.*?"
-    r"AttributeError: _ARRAY_API not found\n", re.S)
-
-
-def without_bjdata_noise(text):
-    """Remove the one known third-party noise: bjdata (pulled in by crossbar's
-    serializers, installed beside the masters here) is built against NumPy 1
-    and prints a traceback at import under NumPy 2, then falls back to pure
-    Python. Every other traceback still fails the test."""
-    return BJDATA_NOISE.sub('', text)
