@@ -154,6 +154,15 @@ class RouterLink:
         self.session = None
 
     @property
+    def ever_joined(self):
+        return self._ever_joined
+
+    @property
+    def refused(self):
+        """The router's reason while it refuses this master, else None."""
+        return self._refused
+
+    @property
     def _who(self):
         return f"as '{self._authid}'" if self._authid else "anonymously"
 
