@@ -97,7 +97,8 @@ class Journal:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
     def close(self):
@@ -145,7 +146,10 @@ class Journal:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_pos', ?)", (last,))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may have rolled back already (disk full): a ROLLBACK
+            # then fails and would hide the cause behind its own error
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         if self.first_pos > self.last_pos:
             self.first_pos = entries[0][0]

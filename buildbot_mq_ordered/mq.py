@@ -8,6 +8,7 @@ what it releases to the local consumers.
 
 import uuid
 
+from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SubscribeOptions
 from twisted.internet import defer
 from twisted.python import log
@@ -19,6 +20,7 @@ from buildbot.util import tuplematch
 from buildbot_mq_ordered import config as mqconfig
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.consumers import ConsumerRegistry
+from buildbot_mq_ordered.failurerun import FailureRun
 from buildbot_mq_ordered.outbox import Outbox
 from buildbot_mq_ordered.reorder import ReorderBuffer
 from buildbot_mq_ordered.session import RouterLink
@@ -27,10 +29,18 @@ from buildbot_mq_ordered.session import set_log_level
 # a submit carries at most this many messages / bytes (the router takes 16 MiB)
 MAX_BATCH = 2000
 MAX_BATCH_BYTES = 4 * 1024 * 1024
+# errors of a call that say the connection went, not that the sequencer refused
+CONNECTION_ERRORS = (ApplicationError.CANCELED, 'wamp.close.transport_lost',
+                     'wamp.error.no_such_procedure')
 # keys whose change means a new connection
 CONNECTION_KEYS = ('router_url', 'realm', 'initial_retry_delay', 'max_retry_delay',
                    'retry_delay_growth', 'retry_delay_jitter', 'authid', 'secret',
                    'secret_file', 'ca_file')
+
+
+def error_text(error):
+    """What an ApplicationError says, without autobahn's repr around it."""
+    return ' '.join(str(a) for a in error.args) or error.error
 
 
 class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
@@ -57,6 +67,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._sync_waiters = []
         self._idle_waiters = []
         self._last_acked_pos = 0
+        self._submit_failures = FailureRun()
 
     # -- configuration and lifecycle ---------------------------------------
 
@@ -177,6 +188,10 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         if gen != self._generation:
             return
         self._submitting = False
+        failures = self._submit_failures.succeeded()
+        if failures:
+            log.msg(f"ordered-wamp: the sequencer accepts submits again "
+                    f"(after {failures} refused)")
         mark, last_pos = result
         self.outbox.ack(mark)
         if last_pos:
@@ -191,9 +206,21 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._submitting = False
         if self._session is None:
             return  # the next join resubmits
-        log.msg(f"ordered-wamp: submit failed ({failure.getErrorMessage()}); retrying")
+        delay = self.options['initial_retry_delay']
+        refused = failure.check(ApplicationError) and \
+            failure.value.error not in CONNECTION_ERRORS
+        if not refused:
+            log.msg(f"ordered-wamp: submit failed ({failure.getErrorMessage()}); retrying")
+        elif self._submit_failures.failed():
+            # the sequencer said no (its journal cannot be written, ...): the
+            # cluster stands still, which an operator must see, once per run
+            log.err(RuntimeError(
+                f"ordered-wamp: the sequencer at {self.options['router_url']} refused a "
+                f"submit ({failure.value.error}: {error_text(failure.value)}); "
+                f"{len(self.outbox)} messages wait in the outbox, nothing is lost; "
+                f"retrying every {delay}s ({self._submit_failures.count} refused in a row)"))
         from twisted.internet import reactor
-        reactor.callLater(self.options['initial_retry_delay'], self._flush)
+        reactor.callLater(delay, self._flush)
 
     # -- consume ------------------------------------------------------------
 

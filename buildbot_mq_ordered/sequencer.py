@@ -21,6 +21,7 @@ from twisted.internet import threads
 
 from buildbot_mq_ordered import nodelay
 from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.failurerun import FailureRun
 from buildbot_mq_ordered.journal import Journal
 from buildbot_mq_ordered.numbering import Numbering
 
@@ -34,6 +35,10 @@ JOURNAL_ERROR = 'buildbot.mq.ordered.error.journal'
 
 
 class Sequencer(ApplicationSession):
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._journal_failures = FailureRun()
 
     @defer.inlineCallbacks
     def onJoin(self, details):
@@ -112,9 +117,17 @@ class Sequencer(ApplicationSession):
         except Exception as e:
             # nothing acknowledged, nothing published: forget this batch's
             # numbers (the journal is the truth) and let the master retry
-            self.log.error("sequencer: cannot write the journal: {err}", err=e)
+            if self._journal_failures.failed():
+                self.log.error("sequencer: cannot write the journal {path}: {err} "
+                               "({n} failed writes in a row); masters retry",
+                               path=self.journal.path, err=e,
+                               n=self._journal_failures.count)
             self._load_numbering()
             raise ApplicationError(JOURNAL_ERROR, f"journal write failed: {e}")
+        failures = self._journal_failures.succeeded()
+        if failures:
+            self.log.info("sequencer: the journal takes writes again (after {n} failed)",
+                          n=failures)
         self.publish(wire.STREAM, entries)
         return [mark, entries[-1][0]]
 

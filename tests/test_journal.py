@@ -170,6 +170,29 @@ class Layout(JournalTest):
         self.assertIn('newer', str(cm.exception))
 
 
+class DiskFull(JournalTest):
+
+    def test_disk_full_is_reported_as_what_it_is(self):
+        # issue 10: SQLite rolls back by itself on SQLITE_FULL; the journal's
+        # own ROLLBACK then failed with "cannot rollback - no transaction is
+        # active", and that was all anyone saw
+        j = self.open()
+        j.append([(1, 1, ('k',), b'x')], 'p', 1)
+        pages = j._db.execute("PRAGMA page_count").fetchone()[0]
+        j._db.execute(f"PRAGMA max_page_count = {pages + 1}")
+        with self.assertRaises(sqlite3.OperationalError) as cm:
+            for pos in range(2, 50):
+                j.append([(pos, pos, ('k',), b'x' * 3000)], 'p', pos)
+        self.assertIn('full', str(cm.exception))
+        # the failed batch left nothing behind; room again: it goes through
+        failed = pos
+        self.assertEqual(j.last_pos, failed - 1)
+        self.assertEqual([e[0] for e in j.read(1, 100)], list(range(1, failed)))
+        j._db.execute("PRAGMA max_page_count = 1000000")
+        j.append([(failed, failed, ('k',), b'y')], 'p', failed)
+        self.assertEqual(j.read(failed, 1)[0][3], b'y')
+
+
 class Persistence(JournalTest):
 
     def test_reopen_keeps_everything(self):

@@ -1,6 +1,8 @@
 """The sequencer's procedures, driven directly (unit tests: no router; its
 publish is recorded instead of sent)."""
 
+import sqlite3
+
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig
 from twisted.trial import unittest
@@ -8,6 +10,14 @@ from twisted.trial import unittest
 from buildbot_mq_ordered import sequencer as seqmod
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.journal import Journal
+
+
+class RecordingLog:
+    def __init__(self, said):
+        self.said = said
+
+    def __getattr__(self, level):
+        return lambda text, **kw: self.said.append((level, text, kw))
 
 
 def make_sequencer(journal=None):
@@ -66,6 +76,27 @@ class Submit(unittest.TestCase):
         # the failed attempt never happened
         self.assertEqual(s.submit('p', [[2, ['a'], b'2']]), [2, 2])
         self.assertEqual(list(s.published[-1][1][0][:2]), [2, 2])
+
+    def test_journal_failures_are_one_error_per_run(self):
+        # issue 10: a full disk made the sequencer log a line per refused
+        # submit; now the first of a run, every 100th, and the recovery
+        s = make_sequencer()
+        said = []
+        s.log = RecordingLog(said)
+        real_append = s.journal.append
+
+        def full(*args):
+            raise sqlite3.OperationalError("database or disk is full")
+        s.journal.append = full
+        for _ in range(150):
+            with self.assertRaises(ApplicationError) as e:
+                s.submit('p', [[1, ['a'], b'1']])
+            self.assertIn('database or disk is full', e.exception.args[0])
+        s.journal.append = real_append
+        self.assertEqual(s.submit('p', [[1, ['a'], b'1']]), [1, 1])
+        self.assertEqual([(level, kw.get('n')) for level, _, kw in said],
+                         [('error', 1), ('error', 100), ('info', 150)])
+        self.assertIn('database or disk is full', str(said[0][2]['err']))
 
     def test_replay(self):
         s = make_sequencer()
