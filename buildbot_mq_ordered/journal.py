@@ -171,9 +171,17 @@ class Journal:
         self.first_pos = cutoff
         return n
 
-    def read(self, from_pos, limit):
-        """Entries [pos, seq, key, data] from from_pos on, at most limit."""
-        return [[pos, seq, json.loads(key), data] for pos, seq, key, data in
-                self._db.execute(
-                    "SELECT pos, seq, key, data FROM entries WHERE pos >= ? "
-                    "ORDER BY pos LIMIT ?", (from_pos, limit))]
+    def read(self, from_pos, limit, max_bytes=None):
+        """Entries [pos, seq, key, data] from from_pos on: at most limit, and
+        (the first always) while their keys and data stay within max_bytes."""
+        out = []
+        size = 0
+        for pos, seq, key, data in self._db.execute(
+                "SELECT pos, seq, key, data FROM entries WHERE pos >= ? "
+                "ORDER BY pos LIMIT ?", (from_pos, limit)):
+            if max_bytes is not None:
+                size += len(key) + len(data)
+                if out and size > max_bytes:
+                    break
+            out.append([pos, seq, json.loads(key), data])
+        return out

@@ -102,11 +102,14 @@ class Sequencer(ApplicationSession):
             self.journal = None
         super().onLeave(details)
 
-    def submit(self, producer, messages):
-        if not isinstance(producer, str) or not isinstance(messages, list) or \
+    def submit(self, *args, **kwargs):
+        # any shape a client may send: only the right one gets past here
+        producer, messages = args if len(args) == 2 and not kwargs else (None, None)
+        if not wire.is_producer_id(producer) or not isinstance(messages, list) or \
                 not all(wire.is_submission(m) for m in messages):
             self.log.warn("sequencer: ignoring a malformed submit (producer {p!r})",
-                          p=producer if isinstance(producer, str) else type(producer))
+                          p=producer[:wire.MAX_PRODUCER_ID] if isinstance(producer, str)
+                          else type(producer))
             raise ApplicationError(MALFORMED, "malformed submit")
         entries, mark = self.numbering.assign(
             producer, ((m[0], tuple(m[1]), m[2]) for m in messages))
@@ -131,10 +134,13 @@ class Sequencer(ApplicationSession):
         self.publish(wire.STREAM, entries)
         return [mark, entries[-1][0]]
 
-    def replay(self, from_pos, limit=wire.MAX_REPLAY):
-        if type(from_pos) is not int or type(limit) is not int:
+    def replay(self, *args, **kwargs):
+        if kwargs or not 1 <= len(args) <= 2 or \
+                not all(type(a) is int and 0 <= a < 2 ** 63 for a in args):
             raise ApplicationError(MALFORMED, "replay takes (from_pos, limit)")
-        limit = max(0, min(limit, wire.MAX_REPLAY))
+        from_pos, limit = args if len(args) == 2 else (args[0], wire.MAX_REPLAY)
+        limit = min(limit, wire.MAX_REPLAY)
         start = max(from_pos, self.journal.first_pos)
-        entries = self.journal.read(start, limit) if limit else []
+        # bounded by bytes too: the answer must fit the router's frames
+        entries = self.journal.read(start, limit, wire.MAX_REPLAY_BYTES) if limit else []
         return [self.journal.first_pos, self.journal.last_pos, entries]

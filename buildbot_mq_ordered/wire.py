@@ -28,8 +28,14 @@ STREAM = PREFIX + 'stream'
 # the router discloses the publisher's role on stream events; only this one counts
 SEQUENCER_ROLE = 'sequencer'
 
-# the most entries one replay call returns (the sequencer caps it too)
+# the most entries one replay call returns (the sequencer caps it too), and
+# the most bytes of keys and data (the router refuses frames over 16 MiB;
+# one message alone may be up to 8 MiB, and is always answered)
 MAX_REPLAY = 5000
+MAX_REPLAY_BYTES = 4 * 1024 * 1024
+# the sequencer keeps keys (counters) and producer ids (marks): both bounded
+MAX_KEY_BYTES = 4096
+MAX_PRODUCER_ID = 128
 
 # msgpack extension for a datetime without tzinfo (ISO text): aware ones
 # travel as msgpack's own Timestamp, which has no room for "naive"
@@ -65,11 +71,14 @@ def encode_message(routing_key, data, max_size):
         raise MessageRejected("routing key must be a tuple of strings")
     try:
         # what UTF-8 cannot carry (lone surrogates) no serializer can send
-        size = sum(len(k.encode('utf-8')) for k in routing_key)
+        key_size = sum(len(k.encode('utf-8')) for k in routing_key)
         raw = encode_data(data)
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError) as e:
         raise MessageRejected(f"data cannot be sent: {e}") from e
-    size += len(raw)
+    if key_size > MAX_KEY_BYTES:
+        raise MessageRejected(f"routing key of {key_size} bytes exceeds the sequencer's "
+                              f"limit ({MAX_KEY_BYTES})")
+    size = key_size + len(raw)
     if size > max_size:
         raise MessageRejected(
             f"message of {size} bytes exceeds max_message_size ({max_size})")
@@ -106,10 +115,20 @@ def is_entry(e):
             and isinstance(e[3], bytes))
 
 
+def is_producer_id(p):
+    return isinstance(p, str) and 0 < len(p) <= MAX_PRODUCER_ID
+
+
+def key_size(key):
+    """UTF-8 bytes of a key's elements (strings, checked by the caller)."""
+    return sum(len(k.encode('utf-8', 'surrogatepass')) for k in key)
+
+
 def is_submission(m):
     """Well-formed submitted message [producer_seq, key, data]?"""
     return (isinstance(m, (list, tuple)) and len(m) == 3
             and type(m[0]) is int and m[0] > 0
             and isinstance(m[1], (list, tuple))
             and all(isinstance(k, str) for k in m[1])
-            and isinstance(m[2], bytes))
+            and isinstance(m[2], bytes)
+            and key_size(m[1]) <= MAX_KEY_BYTES)

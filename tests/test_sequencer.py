@@ -98,6 +98,47 @@ class Submit(unittest.TestCase):
                          [('error', 1), ('error', 100), ('info', 150)])
         self.assertIn('database or disk is full', str(said[0][2]['err']))
 
+    def test_any_shape_of_call_is_malformed_not_a_runtime_error(self):
+        # issue 10: wrong arity or numbers >= 2**63 answered
+        # wamp.error.runtime_error with a traceback
+        s = make_sequencer()
+        calls = [
+            (s.submit, (), {}), (s.submit, ('p',), {}), (s.submit, ('p', [], 'x'), {}),
+            (s.submit, (), {'producer': 'p', 'messages': []}),
+            (s.submit, ('x' * (wire.MAX_PRODUCER_ID + 1), [[1, ['a'], b'1']]), {}),
+            (s.submit, ('', [[1, ['a'], b'1']]), {}),
+            (s.submit, ('p', [[1, ['k' * (wire.MAX_KEY_BYTES + 1)], b'1']]), {}),
+            (s.submit, ('p', [[1, ['é' * (wire.MAX_KEY_BYTES // 2 + 1)], b'1']]), {}),
+            (s.replay, (), {}), (s.replay, (1, 2, 3), {}), (s.replay, (2 ** 63,), {}),
+            (s.replay, (1, 2 ** 64), {}), (s.replay, (-1, 5), {}), (s.replay, (True,), {}),
+            (s.replay, (1.0, 5), {}), (s.replay, (), {'from_pos': 1}),
+        ]
+        for f, args, kwargs in calls:
+            with self.assertRaises(ApplicationError, msg=(f.__name__, args, kwargs)) as e:
+                f(*args, **kwargs)
+            self.assertEqual(e.exception.error, seqmod.MALFORMED)
+        self.assertEqual(s.published, [])
+        # the largest key and producer id that are allowed pass
+        key = ['k' * (wire.MAX_KEY_BYTES - 1), 'x']
+        self.assertEqual(s.submit('p' * wire.MAX_PRODUCER_ID, [[1, key, b'1']]), [1, 1])
+        self.assertEqual(s.replay(1), [1, 1, [[1, 1, key, b'1']]])
+
+    def test_replay_answer_is_bounded_by_bytes(self):
+        # issue 10: 5,000 entries of 4 KiB made an answer over the router's
+        # 16 MiB frame limit; the master's replay failed for good
+        s = make_sequencer()
+        mib = b'x' * (1024 * 1024)
+        s.submit('p', [[i, ['k'], mib] for i in range(1, 11)] +
+                 [[11, ['k'], b'x' * (6 * 1024 * 1024)]])
+        first, last, entries = s.replay(1, 5000)
+        self.assertEqual((first, last), (1, 11))
+        self.assertEqual([e[0] for e in entries], [1, 2, 3])
+        self.assertLessEqual(sum(len(e[3]) for e in entries), wire.MAX_REPLAY_BYTES)
+        # the master asks again from where the answer ended; a message larger
+        # than the budget comes alone
+        self.assertEqual([e[0] for e in s.replay(4, 5000)[2]], [4, 5, 6])
+        self.assertEqual([e[0] for e in s.replay(11, 5000)[2]], [11])
+
     def test_replay(self):
         s = make_sequencer()
         s.submit('p', [[i, ['k', str(i)], str(i).encode()] for i in range(1, 11)])
