@@ -26,6 +26,9 @@ def import_autobahn_serializers():
     """
     if 'autobahn.wamp.serializer' in sys.modules or 'bjdata' in sys.modules:
         return
+    import txaio
+    # first: the serializer module binds txaio's functions when imported
+    txaio.use_twisted()
     sys.modules['bjdata'] = None  # makes `import bjdata` raise ImportError
     try:
         import autobahn.wamp.serializer  # noqa: F401
