@@ -7,40 +7,45 @@ WAL with synchronous=NORMAL survives a killed process; ``fsync=True``
 (synchronous=FULL) also survives a lost machine, at a cost per batch.
 
 Retention keeps the newest ``retention_messages`` entries and none older
-than ``retention_seconds``. Per-key counters and producer marks are not
-subject to retention: they are small, and dropping a counter would restart
-that key at 1.
+than ``retention_seconds``. Per-key counters and producer marks last as long
+as they are used: one unused for ``retention_seconds`` is dropped, so both
+tables stay bounded however many keys (Buildbot's embed ids) and master
+starts there are. A key unused that long starts again at 1; a master away
+that long has nothing left to replay anyway.
 
-The data of an entry is stored as the master encoded it (msgpack bytes).
-``PRAGMA user_version`` says which layout a file has: a journal of 0.1.0
-(data as JSON text, version 0) is converted on open; a newer one refused.
+Every journal has a stream id, a UUID made with it: a master tells a new
+stream (a lost journal) by it. Entries' data is stored as masters encoded
+it (msgpack bytes). ``PRAGMA user_version`` names the file's layout: one of
+0.1.0 (layout 0: JSON text data, no stream id, no last-use times) is
+converted on open; a newer one is refused.
 """
 
 import json
 import sqlite3
 import time
+import uuid
 
 from buildbot_mq_ordered import wire
 
 SCHEMA_VERSION = 1
-SCHEMA = """
+TABLES = """
 CREATE TABLE IF NOT EXISTS entries (
     pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL, key TEXT NOT NULL,
     data BLOB NOT NULL, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS keyseq (
-    key TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+    key TEXT PRIMARY KEY, seq INTEGER NOT NULL, ts REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS producers (
-    producer TEXT PRIMARY KEY, mark INTEGER NOT NULL) WITHOUT ROWID;
+    producer TEXT PRIMARY KEY, mark INTEGER NOT NULL, ts REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
-    name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
 """
-
-class JournalVersionError(RuntimeError):
-    """The journal file was written by a newer version."""
-
 
 # prune once per this many appends: retention is a bound, not an exact size
 PRUNE_EVERY = 200
+
+
+class JournalVersionError(RuntimeError):
+    """The journal file was written by a newer version."""
 
 
 _encode_key = json.JSONEncoder(ensure_ascii=False, separators=(',', ':')).encode
@@ -58,7 +63,7 @@ class Journal:
         self.retention_messages = retention_messages
         self.retention_seconds = retention_seconds
         self._clock = clock
-        self._appends = 0
+        self._appends_since_prune = 0
         self._db = sqlite3.connect(path, isolation_level=None)
         if path != ':memory:':
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -68,10 +73,14 @@ class Journal:
                 self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.execute("PRAGMA synchronous=" + ("FULL" if fsync else "NORMAL"))
         self._upgrade()
-        row = self._db.execute("SELECT value FROM meta WHERE name='last_pos'").fetchone()
-        self.last_pos = row[0] if row else 0
+        self.stream_id = self._meta('stream_id')
+        self.last_pos = self._meta('last_pos') or 0
         row = self._db.execute("SELECT min(pos) FROM entries").fetchone()
         self.first_pos = row[0] if row[0] is not None else self.last_pos + 1
+
+    def _meta(self, name):
+        row = self._db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+        return row[0] if row else None
 
     def _upgrade(self):
         db = self._db
@@ -84,22 +93,28 @@ class Journal:
                 "start the router with another node directory")
         if version == SCHEMA_VERSION:
             return
-        db.execute("BEGIN")
-        try:
+        now = self._clock()
+        with self._transaction():
             # one by one: executescript() would commit half-way
-            for statement in SCHEMA.split(';'):
+            for statement in TABLES.split(';'):
                 if statement.strip():
                     db.execute(statement)
-            # 0.1.0 kept data as JSON text: re-encode it as masters now send it
+            # from layout 0 (0.1.0): last-use times, msgpack data, a stream id
+            for table in ('keyseq', 'producers'):
+                columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+                if 'ts' not in columns:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN ts REAL NOT NULL "
+                               f"DEFAULT {float(now)}")
             rows = db.execute("SELECT pos, data FROM entries WHERE typeof(data) = 'text'")
             db.executemany("UPDATE entries SET data = ? WHERE pos = ?",
                            [(wire.encode_data(json.loads(text)), pos) for pos, text in rows])
+            # dashes: never mistaken for a number by the column's affinity
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('stream_id', ?)",
+                       (str(uuid.uuid4()),))
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+
+    def _transaction(self):
+        return _Transaction(self._db)
 
     def close(self):
         self._db.close()
@@ -137,39 +152,47 @@ class Journal:
         counters = {row[2]: row[1] for row in rows}
         last = entries[-1][0]
         db = self._db
-        db.execute("BEGIN")
-        try:
+        with self._transaction():
             db.executemany("INSERT INTO entries VALUES (?,?,?,?,?)", rows)
-            db.executemany("INSERT OR REPLACE INTO keyseq VALUES (?,?)",
-                           counters.items())
-            db.execute("INSERT OR REPLACE INTO producers VALUES (?,?)", (producer, mark))
+            db.executemany("INSERT OR REPLACE INTO keyseq VALUES (?,?,?)",
+                           [(k, seq, now) for k, seq in counters.items()])
+            db.execute("INSERT OR REPLACE INTO producers VALUES (?,?,?)",
+                       (producer, mark, now))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_pos', ?)", (last,))
-            db.execute("COMMIT")
-        except BaseException:
-            # SQLite may have rolled back already (disk full): a ROLLBACK
-            # then fails and would hide the cause behind its own error
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         if self.first_pos > self.last_pos:
             self.first_pos = entries[0][0]
         self.last_pos = last
-        self._appends += 1
-        if self._appends % PRUNE_EVERY == 0:
-            self.prune()
+        self._appends_since_prune += 1
+
+    @property
+    def prune_due(self):
+        """True once every PRUNE_EVERY appends: the caller prunes then, after
+        it published the batch (a failed prune must not hold a batch back)."""
+        return self._appends_since_prune >= PRUNE_EVERY
 
     def prune(self):
         """Apply retention; returns the number of entries removed."""
+        self._appends_since_prune = 0
+        now = self._clock()
         cutoff = self.last_pos - self.retention_messages + 1
         row = self._db.execute(
             "SELECT pos FROM entries WHERE ts >= ? ORDER BY pos LIMIT 1",
-            (self._clock() - self.retention_seconds,)).fetchone()
+            (now - self.retention_seconds,)).fetchone()
         cutoff = max(cutoff, row[0] if row else self.last_pos + 1)
-        if cutoff <= self.first_pos:
-            return 0
-        n = self._db.execute("DELETE FROM entries WHERE pos < ?", (cutoff,)).rowcount
+        with self._transaction():
+            for table in ('keyseq', 'producers'):
+                self._db.execute(f"DELETE FROM {table} WHERE ts < ?",
+                                 (now - self.retention_seconds,))
+            if cutoff <= self.first_pos:
+                return 0
+            n = self._db.execute("DELETE FROM entries WHERE pos < ?", (cutoff,)).rowcount
         self.first_pos = cutoff
         return n
+
+    def counts(self):
+        """Rows of each table (for figures and tests)."""
+        return {table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ('entries', 'keyseq', 'producers')}
 
     def read(self, from_pos, limit, max_bytes=None):
         """Entries [pos, seq, key, data] from from_pos on: at most limit, and
@@ -185,3 +208,30 @@ class Journal:
                     break
             out.append([pos, seq, json.loads(key), data])
         return out
+
+
+class _Transaction:
+    """BEGIN ... COMMIT, or ROLLBACK on any error. SQLite may have rolled
+    back by itself (disk full): a ROLLBACK then fails and would hide the
+    cause behind its own error, so it is issued only when one is open."""
+
+    def __init__(self, db):
+        self._db = db
+
+    def __enter__(self):
+        self._db.execute("BEGIN")
+
+    def __exit__(self, kind, error, tb):
+        if kind is None:
+            try:
+                self._db.execute("COMMIT")
+                return False
+            except BaseException:
+                self._rollback()
+                raise
+        self._rollback()
+        return False
+
+    def _rollback(self):
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")

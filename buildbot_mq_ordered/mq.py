@@ -57,7 +57,10 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         # (pos, seq) of the message being delivered, while a callback runs
         self.delivery = None
         self.stats = {'produced': 0, 'rejected': 0, 'delivered': 0, 'batches': 0,
-                      'skipped': 0, 'outbox_dropped': 0, 'foreign_events': 0}
+                      'skipped': 0, 'outbox_dropped': 0, 'foreign_events': 0,
+                      'stream_changes': 0, 'other_stream_events': 0}
+        # the journal whose positions this master follows (None: not joined yet)
+        self.stream_id = None
         self._session = None
         self._generation = 0          # bumps on every join: stale replies are ignored
         self._flush_scheduled = False
@@ -246,11 +249,11 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         gen = self._generation
         yield session.subscribe(self._on_stream, wire.STREAM,
                                 options=SubscribeOptions(details_arg='details'))
-        first_pos, head, _ = yield session.call(wire.REPLAY, 0, 0)
+        info = yield session.call(wire.INFO)
         if gen != self._generation:
             return
         self._session = session
-        self._sync(head)
+        self._sync(info['stream_id'], info['first_pos'], info['head'])
         self._flush()
 
     def _left(self):
@@ -259,30 +262,59 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._submitting = False
         self._replaying = False
 
-    def _sync(self, head):
+    def _sync(self, stream_id, first_pos, head):
         buf = self.buffer
         if not buf.started:
+            self.stream_id = stream_id
             self._deliver(buf.start(head + 1))
             self._synced = True
             waiters, self._sync_waiters = self._sync_waiters, []
             for d in waiters:
                 d.callback(None)
+        elif stream_id != self.stream_id:
+            self._new_stream(stream_id, first_pos, head)
         elif head < buf.next_pos - 1:
+            # same stream, shorter: a journal restored from an older copy
             log.err(RuntimeError(
-                f"ordered-wamp: the sequencer's stream ends at position {head}, before "
-                f"position {buf.next_pos - 1} this master already delivered: its "
-                "journal was lost; continuing from the new stream"))
+                f"ordered-wamp: stream {stream_id} ends at position {head}, before "
+                f"position {buf.next_pos - 1} this master already delivered; "
+                "continuing after its end"))
             self.buffer = ReorderBuffer(buf.capacity, next_pos=head + 1)
         else:
             buf.saw(head)
         self._fill_holes()
 
-    def _on_stream(self, entries, details=None):
+    def _new_stream(self, stream_id, first_pos, head):
+        """The router's journal is not the one this master followed (lost,
+        replaced): start over on the new stream from its first retained
+        position; the outbox is resubmitted by the caller's flush."""
+        buf = self.buffer
+        missed = max(buf.highest_seen, buf.next_pos - 1) - (buf.next_pos - 1)
+        log.err(RuntimeError(
+            f"ordered-wamp: the sequencer now serves stream {stream_id}, not stream "
+            f"{self.stream_id} that this master followed up to position "
+            f"{buf.next_pos - 1} (its journal was lost or replaced): "
+            f"{missed} known positions of the old stream after that can no longer be "
+            f"delivered; delivering the new stream from its position {first_pos}"))
+        self.stats['stream_changes'] += 1
+        self.stream_id = stream_id
+        self.buffer = ReorderBuffer(buf.capacity, next_pos=first_pos)
+        self.buffer.saw(head)
+        # positions acknowledged on the old stream mean nothing on this one
+        self._last_acked_pos = 0
+        self._check_idle()
+
+    def _on_stream(self, stream_id, entries, details=None):
         if details is None or details.publisher_authrole != wire.SEQUENCER_ROLE:
             self.stats['foreign_events'] += 1
             if self.stats['foreign_events'] in (1, 10, 100, 1000, 10000):
                 log.msg("ordered-wamp: ignored a stream event not published by the sequencer "
                         f"({self.stats['foreign_events']} so far)")
+            return
+        if stream_id != self.stream_id:
+            # late events of an old stream, or of a new one before _sync
+            # switched to it (replay brings those back then)
+            self.stats['other_stream_events'] += 1
             return
         if not isinstance(entries, list):
             log.msg("ordered-wamp: ignored a malformed stream event")
@@ -314,10 +346,13 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
             if gap is None:
                 return
             first, last = gap
-            first_pos, head, entries = yield session.call(
+            stream_id, first_pos, head, entries = yield session.call(
                 wire.REPLAY, first, min(last - first + 1, wire.MAX_REPLAY))
             if gen != self._generation:
                 return
+            if stream_id != self.stream_id:
+                self._new_stream(stream_id, first_pos, head)
+                continue
             buf = self.buffer
             before = buf.next_pos
             if head < buf.highest_seen:

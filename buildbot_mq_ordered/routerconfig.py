@@ -43,6 +43,7 @@ def roles(open_realm=False):
     master = [_permission('', 'prefix', everything)] if open_realm else [
         _permission(wire.SUBMIT, 'exact', _allow(call=True)),
         _permission(wire.REPLAY, 'exact', _allow(call=True)),
+        _permission(wire.INFO, 'exact', _allow(call=True)),
         _permission(wire.STREAM, 'exact', _allow(subscribe=True)),
     ]
     return [

@@ -57,6 +57,7 @@ class Sequencer(ApplicationSession):
         try:
             yield self.register(self.submit, wire.SUBMIT)
             yield self.register(self.replay, wire.REPLAY)
+            yield self.register(self.info, wire.INFO)
         except ApplicationError as e:
             self.log.error("sequencer: cannot register on realm {realm}: {err} "
                            "(is another sequencer running?)",
@@ -131,8 +132,21 @@ class Sequencer(ApplicationSession):
         if failures:
             self.log.info("sequencer: the journal takes writes again (after {n} failed)",
                           n=failures)
-        self.publish(wire.STREAM, entries)
+        self.publish(wire.STREAM, self.journal.stream_id, entries)
+        if self.journal.prune_due:
+            self._prune()
         return [mark, entries[-1][0]]
+
+    def _prune(self):
+        # after publishing: the batch is committed, and a failed prune must
+        # not keep it from its masters
+        try:
+            self.journal.prune()
+            # marks unused for the retention time are gone from the journal
+            self.numbering.producer_marks = self.journal.producer_marks()
+        except Exception as e:
+            self.log.warn("sequencer: applying the journal's retention failed ({err}); "
+                          "tried again later", err=e)
 
     def replay(self, *args, **kwargs):
         if kwargs or not 1 <= len(args) <= 2 or \
@@ -143,4 +157,11 @@ class Sequencer(ApplicationSession):
         start = max(from_pos, self.journal.first_pos)
         # bounded by bytes too: the answer must fit the router's frames
         entries = self.journal.read(start, limit, wire.MAX_REPLAY_BYTES) if limit else []
-        return [self.journal.first_pos, self.journal.last_pos, entries]
+        return [self.journal.stream_id, self.journal.first_pos, self.journal.last_pos,
+                entries]
+
+    def info(self, *args, **kwargs):
+        if args or kwargs:
+            raise ApplicationError(MALFORMED, "info takes no arguments")
+        j = self.journal
+        return {'stream_id': j.stream_id, 'head': j.last_pos, 'first_pos': j.first_pos}

@@ -9,12 +9,16 @@ is - ``bytes`` (a patch's body), datetimes, integer dict keys - where JSON
 would turn them into something else or refuse them (docs/guarantees.rst
 lists what still changes on the way).
 
+info() -> {'stream_id': ..., 'head': last_pos, 'first_pos': oldest retained}
 submit(producer_id, [[producer_seq, key, data], ...])
     -> [producer_mark, last_pos]: the highest producer_seq sequenced for
        producer_id, and the position of the batch's last new message (or None)
-replay(from_pos, limit) -> [first_pos, last_pos, [entry, ...]]
+replay(from_pos, limit) -> [stream_id, first_pos, last_pos, [entry, ...]]
     first_pos: oldest position still in the history; last_pos: the head
-stream event: [entry, ...]  with entry = [pos, seq, key, data]
+stream event: (stream_id, [entry, ...])  with entry = [pos, seq, key, data]
+
+The stream id names the journal the positions belong to (a UUID made with
+it): a router that lost its journal starts a new stream, with a new id.
 """
 
 import datetime
@@ -24,6 +28,7 @@ import msgpack
 PREFIX = 'buildbot.mq.ordered.'
 SUBMIT = PREFIX + 'submit'
 REPLAY = PREFIX + 'replay'
+INFO = PREFIX + 'info'
 STREAM = PREFIX + 'stream'
 # the router discloses the publisher's role on stream events; only this one counts
 SEQUENCER_ROLE = 'sequencer'

@@ -170,9 +170,9 @@ class Rogue(unittest.TestCase):
                     outcomes[repr(args)] = 'accepted'
                 except ApplicationError as e:
                     outcomes[repr(args)] = e.error
-            # well-formed envelope, data that is not JSON: sequenced, then
+            # well-formed envelope, data that is not msgpack: sequenced, then
             # ignored by every master with a log line
-            yield session.call(wire.SUBMIT, 'rogue-producer', [[1, ['rogue', 'bad'], '{nope']])
+            yield session.call(wire.SUBMIT, 'rogue-producer', [[1, ['rogue', 'bad'], b'\xc1']])
             try:
                 yield session.call(wire.REPLAY, 'x', 'y')
             except ApplicationError as e:

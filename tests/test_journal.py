@@ -152,13 +152,21 @@ class Layout(JournalTest):
         db = sqlite3.connect(self.path)
         db.executescript(self.OLD_SCHEMA)
         db.close()
-        j = self.open()
+        self.clock.now = 5000.0    # the entries were written at 1000
+        j = self.open(clock=self.clock, retention_seconds=3000)
         entries = j.read(1, 10)
         self.assertEqual([(e[0], e[1], e[2]) for e in entries], [(1, 1, ['a']), (2, 2, ['a'])])
         self.assertEqual([wire.decode_data(e[3]) for e in entries], [{'x': [1, 'ü']}, None])
         self.assertEqual((j.last_pos, j.producer_marks(), j.last_seq(('a',))), (2, {'p': 2}, 2))
+        self.assertRegex(j.stream_id, '^[0-9a-f]{8}-')
+        stream_id = j.stream_id
         j.close()
-        self.assertEqual(self.open().read(1, 10), entries)   # once
+        j = self.open(clock=self.clock, retention_seconds=3000)
+        self.assertEqual((j.read(1, 10), j.stream_id), (entries, stream_id))   # once
+        # marks and counters count as used at the conversion, not at the epoch:
+        # the entries (written at 1000) go, they stay
+        j.prune()
+        self.assertEqual((j.first_pos, j.producer_marks(), j.last_seq(('a',))), (3, {'p': 2}, 2))
 
     def test_newer_layout_is_refused(self):
         db = sqlite3.connect(self.path)
@@ -168,6 +176,17 @@ class Layout(JournalTest):
             Journal(self.path)
         self.assertIn(self.path, str(cm.exception))
         self.assertIn('newer', str(cm.exception))
+
+
+class StreamId(JournalTest):
+
+    def test_a_journal_keeps_its_stream_id_and_a_new_one_gets_another(self):
+        j = self.open()
+        first = j.stream_id
+        self.assertRegex(first, '^[0-9a-f-]{36}$')
+        j.close()
+        self.assertEqual(self.open().stream_id, first)
+        self.assertNotEqual(self.open(self.tempfile()).stream_id, first)
 
 
 class DiskFull(JournalTest):
@@ -316,13 +335,38 @@ class Retention(JournalTest):
         self.assertEqual(j.last_seq(('a',)), 1)
         self.assertEqual(j.producer_marks(), {'p1': 1, 'p2': 1})
 
-    def test_prune_runs_automatically(self):
+    def test_prune_is_due_every_so_many_appends(self):
+        # the sequencer prunes when due, after publishing (issue 10: a prune
+        # that raised inside append kept a committed batch from being published)
         j = self.open(retention_messages=10, clock=self.clock)
         self.fill(j, journal_module.PRUNE_EVERY - 1)
-        self.assertEqual(j.first_pos, 1)
+        self.assertFalse(j.prune_due)
         self.fill(j, 1, start=journal_module.PRUNE_EVERY)
+        self.assertTrue(j.prune_due)
+        self.assertEqual(j.first_pos, 1)
+        j.prune()
+        self.assertFalse(j.prune_due)
         self.assertEqual(j.first_pos, journal_module.PRUNE_EVERY - 9)
         self.assertEqual(len(j.read(1, 10**6)), 10)
+
+    def test_unused_counters_and_marks_are_pruned_by_age(self):
+        # issue 10: a producer row per master start and a counter per key
+        # ever seen, never pruned
+        j = self.open(retention_seconds=100, clock=self.clock)
+        j.append([(1, 1, ('old',), b'1')], 'gone', 1)
+        self.clock.now += 60
+        j.append([(2, 1, ('new',), b'2')], 'here', 1)
+        self.clock.now += 60                # 'old' and 'gone' unused for 120 s
+        j.prune()
+        self.assertEqual(j.producer_marks(), {'here': 1})
+        self.assertEqual((j.last_seq(('old',)), j.last_seq(('new',))), (0, 1))
+        self.assertEqual(j.counts(), {'entries': 1, 'keyseq': 1, 'producers': 1})
+        # a use keeps them: 'here' again, 90 s later
+        j.append([(3, 2, ('new',), b'3')], 'here', 2)
+        self.clock.now += 90
+        j.prune()
+        self.assertEqual(j.producer_marks(), {'here': 2})
+        self.assertEqual(j.last_seq(('new',)), 2)
 
     def test_memory_journal(self):
         j = self.open(':memory:', retention_messages=1)

@@ -164,7 +164,7 @@ class Authorization(unittest.TestCase):
             'publish': 'wamp.error.not_authorized',
             'register free': 'wamp.error.not_authorized',
             'register other': 'wamp.error.not_authorized',
-            'replay call': 3})
+            'replay call': 4})
         # a real message after the attack arrives, the forged one never did
         a = yield start_master(self, router, authid='master1', secret='s3cret-one')
         a.produce(('real', 'x'), {})

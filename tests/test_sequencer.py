@@ -8,6 +8,7 @@ from autobahn.wamp.types import ComponentConfig
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import sequencer as seqmod
+from buildbot_mq_ordered import journal as journal_module
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.journal import Journal
 
@@ -26,7 +27,12 @@ def make_sequencer(journal=None):
     s._key_cache_size = 100
     s._load_numbering()
     s.published = []
-    s.publish = lambda topic, entries: s.published.append((topic, entries))
+    s.published = []
+
+    def publish(topic, stream_id, entries):
+        assert stream_id == s.journal.stream_id   # every event names its stream
+        s.published.append((topic, entries))
+    s.publish = publish
     return s
 
 
@@ -112,6 +118,7 @@ class Submit(unittest.TestCase):
             (s.replay, (), {}), (s.replay, (1, 2, 3), {}), (s.replay, (2 ** 63,), {}),
             (s.replay, (1, 2 ** 64), {}), (s.replay, (-1, 5), {}), (s.replay, (True,), {}),
             (s.replay, (1.0, 5), {}), (s.replay, (), {'from_pos': 1}),
+            (s.info, (1,), {}), (s.info, (), {'x': 1}),
         ]
         for f, args, kwargs in calls:
             with self.assertRaises(ApplicationError, msg=(f.__name__, args, kwargs)) as e:
@@ -121,7 +128,7 @@ class Submit(unittest.TestCase):
         # the largest key and producer id that are allowed pass
         key = ['k' * (wire.MAX_KEY_BYTES - 1), 'x']
         self.assertEqual(s.submit('p' * wire.MAX_PRODUCER_ID, [[1, key, b'1']]), [1, 1])
-        self.assertEqual(s.replay(1), [1, 1, [[1, 1, key, b'1']]])
+        self.assertEqual(s.replay(1), [s.journal.stream_id, 1, 1, [[1, 1, key, b'1']]])
 
     def test_replay_answer_is_bounded_by_bytes(self):
         # issue 10: 5,000 entries of 4 KiB made an answer over the router's
@@ -130,24 +137,51 @@ class Submit(unittest.TestCase):
         mib = b'x' * (1024 * 1024)
         s.submit('p', [[i, ['k'], mib] for i in range(1, 11)] +
                  [[11, ['k'], b'x' * (6 * 1024 * 1024)]])
-        first, last, entries = s.replay(1, 5000)
+        _, first, last, entries = s.replay(1, 5000)
         self.assertEqual((first, last), (1, 11))
         self.assertEqual([e[0] for e in entries], [1, 2, 3])
         self.assertLessEqual(sum(len(e[3]) for e in entries), wire.MAX_REPLAY_BYTES)
         # the master asks again from where the answer ended; a message larger
         # than the budget comes alone
-        self.assertEqual([e[0] for e in s.replay(4, 5000)[2]], [4, 5, 6])
-        self.assertEqual([e[0] for e in s.replay(11, 5000)[2]], [11])
+        self.assertEqual([e[0] for e in s.replay(4, 5000)[3]], [4, 5, 6])
+        self.assertEqual([e[0] for e in s.replay(11, 5000)[3]], [11])
+
+    def test_a_failed_prune_holds_no_batch_back(self):
+        # issue 10: a prune that raised after the commit made the batch look
+        # failed: committed, never published, its resubmission dropped
+        s = make_sequencer()
+        s.log = RecordingLog(said := [])
+        s.journal._appends_since_prune = journal_module.PRUNE_EVERY - 1
+
+        def broken():
+            raise sqlite3.OperationalError("disk I/O error")
+        s.journal.prune = broken
+        self.assertEqual(s.submit('p', [[1, ['a'], b'1']]), [1, 1])
+        self.assertEqual([e[0] for e in s.published[-1][1]], [1])
+        self.assertEqual([level for level, _, _ in said], ['warn'])
+
+    def test_prune_forgets_unused_producers(self):
+        clock = [1000.0]
+        s = make_sequencer(Journal(':memory:', retention_seconds=100,
+                                   clock=lambda: clock[0]))
+        s.submit('old', [[1, ['a'], b'1']])
+        clock[0] += 200
+        for i in range(1, journal_module.PRUNE_EVERY):
+            s.submit('new', [[i, ['a'], b'1']])
+        self.assertEqual(set(s.numbering.producer_marks), {'new'})
 
     def test_replay(self):
         s = make_sequencer()
         s.submit('p', [[i, ['k', str(i)], str(i).encode()] for i in range(1, 11)])
-        first, last, entries = s.replay(4, 3)
+        stream_id, first, last, entries = s.replay(4, 3)
+        self.assertEqual(stream_id, s.journal.stream_id)
         self.assertEqual((first, last), (1, 10))
         self.assertEqual([e[0] for e in entries], [4, 5, 6])
         self.assertEqual(entries[0][2], ['k', '4'])
-        self.assertEqual(s.replay(0, 0), [1, 10, []])
-        self.assertEqual(len(s.replay(1, 10 ** 6)[2]), 10)
+        self.assertEqual(s.replay(0, 0), [s.journal.stream_id, 1, 10, []])
+        self.assertEqual(s.info(), {'stream_id': s.journal.stream_id, 'head': 10,
+                                    'first_pos': 1})
+        self.assertEqual(len(s.replay(1, 10 ** 6)[3]), 10)
         with self.assertRaises(ApplicationError):
             s.replay('x', 1)
 

@@ -356,9 +356,9 @@ class Checks(unittest.TestCase):
         self.assertIn(wire.is_submission(decoded), (True, False))
 
     def test_uris(self):
-        for uri in (wire.SUBMIT, wire.REPLAY, wire.STREAM):
+        for uri in (wire.SUBMIT, wire.REPLAY, wire.INFO, wire.STREAM):
             self.assertTrue(uri.startswith(wire.PREFIX))
-        self.assertEqual(len({wire.SUBMIT, wire.REPLAY, wire.STREAM}), 3)
+        self.assertEqual(len({wire.SUBMIT, wire.REPLAY, wire.INFO, wire.STREAM}), 4)
 
 
 class Roles(unittest.TestCase):
@@ -385,8 +385,10 @@ class Roles(unittest.TestCase):
         master = self.perms()['master']
         self.assertTrue(self.allowed(master, wire.SUBMIT, 'call'))
         self.assertTrue(self.allowed(master, wire.REPLAY, 'call'))
+        self.assertTrue(self.allowed(master, wire.INFO, 'call'))
         self.assertTrue(self.allowed(master, wire.STREAM, 'subscribe'))
-        for uri in (wire.SUBMIT, wire.REPLAY, wire.STREAM, 'x.y', wire.PREFIX + 'other',
+        for uri in (wire.SUBMIT, wire.REPLAY, wire.INFO, wire.STREAM, 'x.y',
+                    wire.PREFIX + 'other',
                     'com.example.procedure'):
             self.assertFalse(self.allowed(master, uri, 'publish'), uri)
             self.assertFalse(self.allowed(master, uri, 'register'), uri)
