@@ -33,15 +33,17 @@ def _allow(call=False, register=False, publish=False, subscribe=False):
             'subscribe': subscribe}
 
 
-def _permission(uri, match, allow, disclose=False):
+def _permission(uri, match, allow, disclose=False, caller=False):
     return {'uri': uri, 'match': match, 'allow': allow,
-            'disclose': {'caller': False, 'publisher': disclose}, 'cache': True}
+            'disclose': {'caller': caller, 'publisher': disclose}, 'cache': True}
 
 
 def roles(open_realm=False):
     everything = _allow(True, True, True, True)
-    master = [_permission('', 'prefix', everything)] if open_realm else [
-        _permission(wire.SUBMIT, 'exact', _allow(call=True)),
+    # a master's identity is disclosed to the sequencer on submit: its
+    # producer ids are bound to its authid (see Sequencer.submit)
+    master = [_permission('', 'prefix', everything, caller=True)] if open_realm else [
+        _permission(wire.SUBMIT, 'exact', _allow(call=True), caller=True),
         _permission(wire.REPLAY, 'exact', _allow(call=True)),
         _permission(wire.INFO, 'exact', _allow(call=True)),
         _permission(wire.STREAM, 'exact', _allow(subscribe=True)),
@@ -123,6 +125,8 @@ def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
             'retention_seconds': retention_seconds,
             'fsync': fsync,
             'key_cache_size': key_cache_size,
+            # authenticated masters: producer ids bound to the caller's authid
+            'bind_producers': bool(authids),
         },
     }
     return {

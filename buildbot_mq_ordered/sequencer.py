@@ -15,6 +15,7 @@ import os
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 from twisted.internet import task
 from twisted.internet import threads
@@ -32,6 +33,7 @@ nodelay.install()
 CHECKPOINT_EVERY = 1.0
 MALFORMED = 'buildbot.mq.ordered.error.malformed'
 JOURNAL_ERROR = 'buildbot.mq.ordered.error.journal'
+NOT_BOUND = 'buildbot.mq.ordered.error.not_bound'
 
 
 class Sequencer(ApplicationSession):
@@ -39,6 +41,7 @@ class Sequencer(ApplicationSession):
     def __init__(self, config=None):
         super().__init__(config)
         self._journal_failures = FailureRun()
+        self.bind_producers = False
 
     @defer.inlineCallbacks
     def onJoin(self, details):
@@ -53,9 +56,11 @@ class Sequencer(ApplicationSession):
         self._checkpoints = task.LoopingCall(self._checkpoint)
         self._checkpoints.start(CHECKPOINT_EVERY, now=False)
         self._key_cache_size = extra.get('key_cache_size', 10000)
+        self.bind_producers = extra.get('bind_producers', False)
         self._load_numbering()
         try:
-            yield self.register(self.submit, wire.SUBMIT)
+            yield self.register(self.submit, wire.SUBMIT,
+                                options=RegisterOptions(details_arg='details'))
             yield self.register(self.replay, wire.REPLAY)
             yield self.register(self.info, wire.INFO)
         except ApplicationError as e:
@@ -103,7 +108,7 @@ class Sequencer(ApplicationSession):
             self.journal = None
         super().onLeave(details)
 
-    def submit(self, *args, **kwargs):
+    def submit(self, *args, details=None, **kwargs):
         # any shape a client may send: only the right one gets past here
         producer, messages = args if len(args) == 2 and not kwargs else (None, None)
         if not wire.is_producer_id(producer) or not isinstance(messages, list) or \
@@ -112,6 +117,13 @@ class Sequencer(ApplicationSession):
                           p=producer[:wire.MAX_PRODUCER_ID] if isinstance(producer, str)
                           else type(producer))
             raise ApplicationError(MALFORMED, "malformed submit")
+        if self.bind_producers:
+            # who the router says the caller is, not what it says of itself:
+            # no master can advance another one's mark
+            authid = getattr(details, 'caller_authid', None)
+            if not authid:
+                raise ApplicationError(NOT_BOUND, "the router did not disclose the caller")
+            producer = f"{authid}/{producer}"
         entries, mark = self.numbering.assign(
             producer, ((m[0], tuple(m[1]), m[2]) for m in messages))
         if not entries:

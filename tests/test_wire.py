@@ -416,14 +416,22 @@ class Roles(unittest.TestCase):
                     self.assertTrue(self.allowed(perms, uri, action), (name, uri, action))
 
     def test_disclosure(self):
-        # callers are never disclosed; the sequencer's events carry its
-        # identity, so masters can drop stream events from anyone else
+        # the sequencer's events carry its identity, so masters can drop
+        # stream events from anyone else; a master's identity is disclosed
+        # to the sequencer on submit only, to bind its producer ids
         for open_realm in (False, True):
             perms = self.perms(open_realm)
             for p in perms['master']:
-                self.assertEqual(p['disclose'], {'caller': False, 'publisher': False})
+                submit = p['uri'] == wire.SUBMIT or p['match'] == 'prefix'
+                self.assertEqual(p['disclose'], {'caller': submit, 'publisher': False})
             for p in perms[wire.SEQUENCER_ROLE]:
                 self.assertEqual(p['disclose'], {'caller': False, 'publisher': True})
+
+    def test_producers_are_bound_where_masters_authenticate(self):
+        def extra(**kw):
+            return routerconfig.node_config(8080, **kw)['workers'][0]['components'][0]['extra']
+        self.assertFalse(extra()['bind_producers'])
+        self.assertTrue(extra(authids=['master1'])['bind_producers'])
 
     def test_node_config_uses_roles(self):
         cfg = routerconfig.node_config(8080, cbdir='/tmp/cb')
