@@ -197,17 +197,60 @@ class Journal:
     def read(self, from_pos, limit, max_bytes=None):
         """Entries [pos, seq, key, data] from from_pos on: at most limit, and
         (the first always) while their keys and data stay within max_bytes."""
-        out = []
-        size = 0
-        for pos, seq, key, data in self._db.execute(
-                "SELECT pos, seq, key, data FROM entries WHERE pos >= ? "
-                "ORDER BY pos LIMIT ?", (from_pos, limit)):
-            if max_bytes is not None:
-                size += len(key) + len(data)
-                if out and size > max_bytes:
-                    break
-            out.append([pos, seq, json.loads(key), data])
-        return out
+        return read_entries(self._db, from_pos, limit, max_bytes)
+
+
+def read_entries(db, from_pos, limit, max_bytes=None):
+    """Journal.read on a given connection."""
+    out = []
+    size = 0
+    for pos, seq, key, data in db.execute(
+            "SELECT pos, seq, key, data FROM entries WHERE pos >= ? "
+            "ORDER BY pos LIMIT ?", (from_pos, limit)):
+        if max_bytes is not None:
+            size += len(key) + len(data)
+            if out and size > max_bytes:
+                break
+        out.append([pos, seq, json.loads(key), data])
+    return out
+
+
+class JournalReader:
+    """Reads a journal file in one thread of its own, on its own connection
+    (WAL: a reader never blocks the writer), so a large replay never holds
+    up the reactor. A ``:memory:`` journal has no second connection: it is
+    read in place."""
+
+    def __init__(self, journal):
+        self.journal = journal
+        self._pool = None      # started at the first read
+        self._db = None
+
+    def read(self, from_pos, limit, max_bytes=None):
+        """A Deferred of Journal.read's answer."""
+        from twisted.internet import defer
+        if self.journal.path == ':memory:':
+            return defer.maybeDeferred(self.journal.read, from_pos, limit, max_bytes)
+        from twisted.internet import reactor
+        from twisted.internet.threads import deferToThreadPool
+        if self._pool is None:
+            from twisted.python.threadpool import ThreadPool
+            self._pool = ThreadPool(1, 1, name='journal-reader')
+            self._pool.start()
+        return deferToThreadPool(reactor, self._pool, self._read, from_pos, limit, max_bytes)
+
+    def _read(self, from_pos, limit, max_bytes):
+        if self._db is None:   # in the reader thread, once
+            self._db = sqlite3.connect(self.journal.path, check_same_thread=False)
+        return read_entries(self._db, from_pos, limit, max_bytes)
+
+    def stop(self):
+        if self._pool is not None:
+            self._pool.stop()     # waits for a read under way
+            self._pool = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 class _Transaction:

@@ -71,6 +71,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._idle_waiters = []
         self._last_acked_pos = 0
         self._submit_failures = FailureRun()
+        self._replay_failures = FailureRun()
 
     # -- configuration and lifecycle ---------------------------------------
 
@@ -337,7 +338,27 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                 self._replaying = False
             return res
         d.addBoth(done)
-        d.addErrback(lambda f: log.msg(f"ordered-wamp: replay interrupted ({f.getErrorMessage()})"))
+        d.addCallbacks(self._replay_done, self._replay_failed,
+                       callbackArgs=(gen,), errbackArgs=(gen,))
+
+    def _replay_done(self, _, gen):
+        if gen == self._generation:
+            self._replay_failures.succeeded()
+
+    def _replay_failed(self, failure, gen):
+        if gen != self._generation or self._session is None:
+            return   # the next join replays
+        # the sequencer is busy or failed: try again, later each time, instead
+        # of waiting for the next stream event (there may be none)
+        failures = self._replay_failures
+        failures.failed()
+        delay = min(self.options['initial_retry_delay'] *
+                    self.options['retry_delay_growth'] ** (failures.count - 1),
+                    self.options['max_retry_delay'])
+        log.msg(f"ordered-wamp: replay failed ({failure.getErrorMessage()}); "
+                f"retrying in {delay:.1f}s")
+        from twisted.internet import reactor
+        reactor.callLater(delay, self._fill_holes)
 
     @defer.inlineCallbacks
     def _replay(self, session, gen):

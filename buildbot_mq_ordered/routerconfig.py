@@ -40,11 +40,12 @@ def _permission(uri, match, allow, disclose=False, caller=False):
 
 def roles(open_realm=False):
     everything = _allow(True, True, True, True)
-    # a master's identity is disclosed to the sequencer on submit: its
-    # producer ids are bound to its authid (see Sequencer.submit)
+    # a master's identity is disclosed to the sequencer on submit (its
+    # producer ids are bound to its authid) and replay (replays under way
+    # are bounded per session): see Sequencer.submit and .replay
     master = [_permission('', 'prefix', everything, caller=True)] if open_realm else [
         _permission(wire.SUBMIT, 'exact', _allow(call=True), caller=True),
-        _permission(wire.REPLAY, 'exact', _allow(call=True)),
+        _permission(wire.REPLAY, 'exact', _allow(call=True), caller=True),
         _permission(wire.INFO, 'exact', _allow(call=True)),
         _permission(wire.STREAM, 'exact', _allow(subscribe=True)),
     ]

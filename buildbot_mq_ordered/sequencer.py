@@ -24,6 +24,7 @@ from buildbot_mq_ordered import nodelay
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.failurerun import FailureRun
 from buildbot_mq_ordered.journal import Journal
+from buildbot_mq_ordered.journal import JournalReader
 from buildbot_mq_ordered.numbering import Numbering
 
 # the router worker's WebSocket connections: no Nagle (see nodelay.py)
@@ -34,6 +35,10 @@ CHECKPOINT_EVERY = 1.0
 MALFORMED = 'buildbot.mq.ordered.error.malformed'
 JOURNAL_ERROR = 'buildbot.mq.ordered.error.journal'
 NOT_BOUND = 'buildbot.mq.ordered.error.not_bound'
+BUSY = 'buildbot.mq.ordered.error.busy'
+# replays under way: per caller session (a master has one at a time) and in all
+MAX_REPLAYS_PER_SESSION = 2
+MAX_REPLAYS = 16
 
 
 class Sequencer(ApplicationSession):
@@ -42,6 +47,7 @@ class Sequencer(ApplicationSession):
         super().__init__(config)
         self._journal_failures = FailureRun()
         self.bind_producers = False
+        self._replays = []     # caller session of each replay under way
 
     @defer.inlineCallbacks
     def onJoin(self, details):
@@ -52,6 +58,7 @@ class Sequencer(ApplicationSession):
             retention_messages=extra.get('retention_messages', 1000000),
             retention_seconds=extra.get('retention_seconds', 7 * 86400),
             fsync=extra.get('fsync', False), background_checkpoint=True)
+        self._reader = JournalReader(self.journal)
         self._checkpointing = False
         self._checkpoints = task.LoopingCall(self._checkpoint)
         self._checkpoints.start(CHECKPOINT_EVERY, now=False)
@@ -61,7 +68,8 @@ class Sequencer(ApplicationSession):
         try:
             yield self.register(self.submit, wire.SUBMIT,
                                 options=RegisterOptions(details_arg='details'))
-            yield self.register(self.replay, wire.REPLAY)
+            yield self.register(self.replay, wire.REPLAY,
+                                options=RegisterOptions(details_arg='details'))
             yield self.register(self.info, wire.INFO)
         except ApplicationError as e:
             self.log.error("sequencer: cannot register on realm {realm}: {err} "
@@ -102,6 +110,9 @@ class Sequencer(ApplicationSession):
         checkpoints = getattr(self, '_checkpoints', None)
         if checkpoints is not None and checkpoints.running:
             checkpoints.stop()
+        reader = getattr(self, '_reader', None)
+        if reader is not None:
+            reader.stop()
         journal = getattr(self, 'journal', None)
         if journal is not None:
             journal.close()
@@ -160,17 +171,34 @@ class Sequencer(ApplicationSession):
             self.log.warn("sequencer: applying the journal's retention failed ({err}); "
                           "tried again later", err=e)
 
-    def replay(self, *args, **kwargs):
+    def replay(self, *args, details=None, **kwargs):
         if kwargs or not 1 <= len(args) <= 2 or \
                 not all(type(a) is int and 0 <= a < 2 ** 63 for a in args):
             raise ApplicationError(MALFORMED, "replay takes (from_pos, limit)")
         from_pos, limit = args if len(args) == 2 else (args[0], wire.MAX_REPLAY)
         limit = min(limit, wire.MAX_REPLAY)
-        start = max(from_pos, self.journal.first_pos)
+        j = self.journal
+        answer = [j.stream_id, j.first_pos, j.last_pos]
+        start = max(from_pos, j.first_pos)
+        if not limit or start > j.last_pos:
+            return defer.succeed(answer + [[]])
+        # a master replays one range at a time; a flood of replays must not
+        # make the router hold hundreds of MB nor stall everyone else
+        caller = getattr(details, 'caller', None)
+        if len(self._replays) >= MAX_REPLAYS or \
+                self._replays.count(caller) >= MAX_REPLAYS_PER_SESSION:
+            raise ApplicationError(BUSY, "too many replays under way; retry later")
+        self._replays.append(caller)
+        # read off the reactor (a connection of the reader thread's own), and
         # bounded by bytes too: the answer must fit the router's frames
-        entries = self.journal.read(start, limit, wire.MAX_REPLAY_BYTES) if limit else []
-        return [self.journal.stream_id, self.journal.first_pos, self.journal.last_pos,
-                entries]
+        d = self._reader.read(start, limit, wire.MAX_REPLAY_BYTES)
+
+        def done(result):
+            self._replays.remove(caller)
+            return result
+        d.addBoth(done)
+        d.addCallback(lambda entries: answer + [entries])
+        return d
 
     def info(self, *args, **kwargs):
         if args or kwargs:

@@ -11,6 +11,7 @@ from buildbot_mq_ordered import sequencer as seqmod
 from buildbot_mq_ordered import journal as journal_module
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.journal import Journal
+from buildbot_mq_ordered.journal import JournalReader
 
 
 class RecordingLog:
@@ -26,6 +27,7 @@ def make_sequencer(journal=None):
     s.journal = journal or Journal(':memory:')
     s._key_cache_size = 100
     s._load_numbering()
+    s._reader = JournalReader(s.journal)
     s.published = []
     s.published = []
 
@@ -128,7 +130,8 @@ class Submit(unittest.TestCase):
         # the largest key and producer id that are allowed pass
         key = ['k' * (wire.MAX_KEY_BYTES - 1), 'x']
         self.assertEqual(s.submit('p' * wire.MAX_PRODUCER_ID, [[1, key, b'1']]), [1, 1])
-        self.assertEqual(s.replay(1), [s.journal.stream_id, 1, 1, [[1, 1, key, b'1']]])
+        self.assertEqual(self.successResultOf(s.replay(1)),
+                         [s.journal.stream_id, 1, 1, [[1, 1, key, b'1']]])
 
     def test_replay_answer_is_bounded_by_bytes(self):
         # issue 10: 5,000 entries of 4 KiB made an answer over the router's
@@ -137,14 +140,14 @@ class Submit(unittest.TestCase):
         mib = b'x' * (1024 * 1024)
         s.submit('p', [[i, ['k'], mib] for i in range(1, 11)] +
                  [[11, ['k'], b'x' * (6 * 1024 * 1024)]])
-        _, first, last, entries = s.replay(1, 5000)
+        _, first, last, entries = self.successResultOf(s.replay(1, 5000))
         self.assertEqual((first, last), (1, 11))
         self.assertEqual([e[0] for e in entries], [1, 2, 3])
         self.assertLessEqual(sum(len(e[3]) for e in entries), wire.MAX_REPLAY_BYTES)
         # the master asks again from where the answer ended; a message larger
         # than the budget comes alone
-        self.assertEqual([e[0] for e in s.replay(4, 5000)[3]], [4, 5, 6])
-        self.assertEqual([e[0] for e in s.replay(11, 5000)[3]], [11])
+        self.assertEqual([e[0] for e in self.successResultOf(s.replay(4, 5000))[3]], [4, 5, 6])
+        self.assertEqual([e[0] for e in self.successResultOf(s.replay(11, 5000))[3]], [11])
 
     def test_a_failed_prune_holds_no_batch_back(self):
         # issue 10: a prune that raised after the commit made the batch look
@@ -173,15 +176,15 @@ class Submit(unittest.TestCase):
     def test_replay(self):
         s = make_sequencer()
         s.submit('p', [[i, ['k', str(i)], str(i).encode()] for i in range(1, 11)])
-        stream_id, first, last, entries = s.replay(4, 3)
+        stream_id, first, last, entries = self.successResultOf(s.replay(4, 3))
         self.assertEqual(stream_id, s.journal.stream_id)
         self.assertEqual((first, last), (1, 10))
         self.assertEqual([e[0] for e in entries], [4, 5, 6])
         self.assertEqual(entries[0][2], ['k', '4'])
-        self.assertEqual(s.replay(0, 0), [s.journal.stream_id, 1, 10, []])
+        self.assertEqual(self.successResultOf(s.replay(0, 0)), [s.journal.stream_id, 1, 10, []])
         self.assertEqual(s.info(), {'stream_id': s.journal.stream_id, 'head': 10,
                                     'first_pos': 1})
-        self.assertEqual(len(s.replay(1, 10 ** 6)[3]), 10)
+        self.assertEqual(len(self.successResultOf(s.replay(1, 10 ** 6))[3]), 10)
         with self.assertRaises(ApplicationError):
             s.replay('x', 1)
 

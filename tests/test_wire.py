@@ -418,12 +418,13 @@ class Roles(unittest.TestCase):
     def test_disclosure(self):
         # the sequencer's events carry its identity, so masters can drop
         # stream events from anyone else; a master's identity is disclosed
-        # to the sequencer on submit only, to bind its producer ids
+        # to the sequencer on submit (its producer ids are bound to it) and
+        # replay (replays under way are bounded per session)
         for open_realm in (False, True):
             perms = self.perms(open_realm)
             for p in perms['master']:
-                submit = p['uri'] == wire.SUBMIT or p['match'] == 'prefix'
-                self.assertEqual(p['disclose'], {'caller': submit, 'publisher': False})
+                told = p['uri'] in (wire.SUBMIT, wire.REPLAY) or p['match'] == 'prefix'
+                self.assertEqual(p['disclose'], {'caller': told, 'publisher': False})
             for p in perms[wire.SEQUENCER_ROLE]:
                 self.assertEqual(p['disclose'], {'caller': False, 'publisher': True})
 
