@@ -178,10 +178,13 @@ class Sequencer(ApplicationSession):
         from_pos, limit = args if len(args) == 2 else (args[0], wire.MAX_REPLAY)
         limit = min(limit, wire.MAX_REPLAY)
         j = self.journal
-        answer = [j.stream_id, j.first_pos, j.last_pos]
-        start = max(from_pos, j.first_pos)
+        # the oldest position before the read (the read starts at or after
+        # it), the head when answering: at least every position published
+        # before this answer, which travels behind those events
+        first_pos = j.first_pos
+        start = max(from_pos, first_pos)
         if not limit or start > j.last_pos:
-            return defer.succeed(answer + [[]])
+            return defer.succeed([j.stream_id, first_pos, j.last_pos, []])
         # a master replays one range at a time; a flood of replays must not
         # make the router hold hundreds of MB nor stall everyone else
         caller = getattr(details, 'caller', None)
@@ -197,7 +200,7 @@ class Sequencer(ApplicationSession):
             self._replays.remove(caller)
             return result
         d.addBoth(done)
-        d.addCallback(lambda entries: answer + [entries])
+        d.addCallback(lambda entries: [j.stream_id, first_pos, j.last_pos, entries])
         return d
 
     def info(self, *args, **kwargs):
