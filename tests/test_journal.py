@@ -326,6 +326,20 @@ class Retention(JournalTest):
         j2.prune()
         self.assertEqual(j2.first_pos, 9)     # count keeps 2 < age keeps all
 
+    def test_counters_last_as_long_as_the_history(self):
+        # keyseq is bounded by the history kept, count or age: Buildbot's
+        # keys embed ids, about 57 new ones per build
+        j = self.open(retention_messages=2, clock=self.clock)
+        for pos, key in enumerate(['a', 'b', 'c', 'd'], start=1):
+            j.append([(pos, 1, (key,), b'1')], 'p', pos)
+            self.clock.now += 1
+        j.append([(5, 2, ('a',), b'1')], 'p', 5)   # 'a' used again: kept
+        j.prune()
+        self.assertEqual([e[0] for e in j.read(1, 10)], [4, 5])
+        self.assertEqual({k: j.last_seq((k,)) for k in 'abcd'},
+                         {'a': 2, 'b': 0, 'c': 0, 'd': 1})
+        self.assertEqual(j.counts()['keyseq'], 2)
+
     def test_prune_keeps_counters_and_marks(self):
         j = self.open(retention_messages=1, clock=self.clock)
         j.append([(1, 1, ('a',), '1')], 'p1', 1)
