@@ -72,6 +72,9 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._last_acked_pos = 0
         self._submit_failures = FailureRun()
         self._replay_failures = FailureRun()
+        self._link_lock = defer.DeferredLock()
+        self._stopping = False
+        self._timers = set()      # retry timers, cancelled at stop
 
     # -- configuration and lifecycle ---------------------------------------
 
@@ -92,27 +95,54 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
 
     @defer.inlineCallbacks
     def startService(self):
+        self._stopping = False
         yield super().startService()
         yield self._start_link()
 
-    @defer.inlineCallbacks
+    # the link is started, restarted (reconfig) and stopped one at a time,
+    # under _link_lock; once the service stops, a restart does nothing
+
     def _start_link(self):
+        return self._link_lock.run(self._start_link_now)
+
+    def _restart_link(self):
+        return self._link_lock.run(self._restart_link_now)
+
+    @defer.inlineCallbacks
+    def _start_link_now(self):
+        if self._stopping or not self.running:
+            return
         opts = self.options
         retry = {k: opts[k] for k in ('initial_retry_delay', 'max_retry_delay',
                                       'retry_delay_growth', 'retry_delay_jitter')}
         retry['max_retries'] = -1
         authentication = yield self._authentication()
+        if self._stopping:
+            return
         self.link = RouterLink(opts['router_url'], opts['realm'], self._joined, self._left,
                                retry, authentication=authentication,
-                               ca_file=opts['ca_file'], authid=opts['authid'])
+                               ca_file=opts['ca_file'], authid=opts['authid'],
+                               on_shutdown=self._give_up_waiting)
         self.link.start().addErrback(log.err, "ordered-wamp: router link failed")
 
     @defer.inlineCallbacks
-    def _restart_link(self):
+    def _restart_link_now(self):
+        if self._stopping or not self.running:
+            return
+        yield self._stop_link_now()
+        yield self._start_link_now()
+
+    @defer.inlineCallbacks
+    def _stop_link_now(self):
         link, self.link = self.link, None
         if link is not None:
             yield link.stop()
-        yield self._start_link()
+
+    def _later(self, delay, f):
+        """reactor.callLater, cancelled when the service stops."""
+        from twisted.internet import reactor
+        call = reactor.callLater(delay, lambda: (self._timers.discard(call), f()))
+        self._timers.add(call)
 
     @defer.inlineCallbacks
     def _authentication(self):
@@ -135,16 +165,41 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
 
     @defer.inlineCallbacks
     def stopService(self):
-        yield self._wait_idle(self.options['shutdown_timeout'])
+        from twisted.internet import reactor
+        self._stopping = True
+        self._give_up_waiting()
+        timeout = self.options['shutdown_timeout']
+        deadline = reactor.seconds() + timeout
+        if self._synced:   # ever joined: there is something to wait for
+            yield self._wait_idle(timeout)
+            # callbacks still running may produce: let them finish (as every
+            # Buildbot MQ does), then send what they produced
+            yield self._deferwaiter.wait()
+            yield self._wait_idle(max(0.0, deadline - reactor.seconds()))
         if len(self.outbox):
             log.err(RuntimeError(
                 f"ordered-wamp: {len(self.outbox)} messages were not acknowledged "
-                f"by the sequencer within {self.options['shutdown_timeout']}s of "
-                "shutdown and are lost"))
-        if self.link is not None:
-            link, self.link = self.link, None
-            yield link.stop()
+                f"by the sequencer within {timeout}s of shutdown and are lost"))
+        yield self._link_lock.run(self._stop_link_now)
+        for call in list(self._timers):
+            if call.active():
+                call.cancel()
+        self._timers.clear()
         yield super().stopService()
+
+    def _give_up_waiting(self):
+        """Start-up waits in startConsuming for the first join: at stop (or a
+        reactor shutting down) before it, that wait fails, so the master can
+        stop instead of hanging in its start."""
+        if self._synced or not self._sync_waiters:
+            return
+        waiters, self._sync_waiters = self._sync_waiters, []
+        opts = self.options
+        for d in waiters:
+            d.errback(RuntimeError(
+                f"ordered-wamp: stopping before this master ever joined realm "
+                f"'{opts['realm']}' at {opts['router_url']}: the consumer never "
+                "became effective"))
 
     # -- produce ------------------------------------------------------------
 
@@ -223,8 +278,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                 f"submit ({failure.value.error}: {error_text(failure.value)}); "
                 f"{len(self.outbox)} messages wait in the outbox, nothing is lost; "
                 f"retrying every {delay}s ({self._submit_failures.count} refused in a row)"))
-        from twisted.internet import reactor
-        reactor.callLater(delay, self._flush)
+        self._later(delay, self._flush)
 
     # -- consume ------------------------------------------------------------
 
@@ -357,8 +411,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                     self.options['max_retry_delay'])
         log.msg(f"ordered-wamp: replay failed ({failure.getErrorMessage()}); "
                 f"retrying in {delay:.1f}s")
-        from twisted.internet import reactor
-        reactor.callLater(delay, self._fill_holes)
+        self._later(delay, self._fill_holes)
 
     @defer.inlineCallbacks
     def _replay(self, session, gen):
