@@ -1,0 +1,44 @@
+"""`buildbot stop` of a real master whose start-up still waits for its router
+(refused, or no router at all): it stops promptly."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+from twisted.trial import unittest
+
+from buildbot_mq_ordered.cli.processes import Router
+from buildbot_mq_ordered.cli.processes import free_port
+from tests.test_operator_master import BUILDBOT
+from tests.test_operator_master import MasterDir
+from tests.test_operator_master import read
+
+
+class StopDuringStart(unittest.TestCase):
+    timeout = 300
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix='bmo-op-ss-')
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def check(self, url, wait_for):
+        m = MasterDir(self, self.tmp, url=url, realm='Buildbot')
+        start = subprocess.Popen([BUILDBOT, 'start', '--start_timeout', '120', m.basedir],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: start.poll() is None and start.kill())
+        m.wait_log(wait_for)
+        m.stop()   # returns 0, process gone, within STOP_TIMEOUT
+        start.communicate(timeout=60)
+        log = read(m.log)
+        self.assertNotIn('BuildMaster is running', log)
+        self.assertIn('Server Shut Down.', log)
+
+    def test_refused_at_start(self):
+        router = Router(cbdir=os.path.join(self.tmp, 'router'))
+        self.addCleanup(router.stop)
+        router.start()
+        self.check(router.url, 'refused to let')
+
+    def test_router_absent_at_start(self):
+        self.check(f'ws://127.0.0.1:{free_port()}/ws', 'waiting for the router')
