@@ -122,7 +122,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self.link = RouterLink(opts['router_url'], opts['realm'], self._joined, self._left,
                                retry, authentication=authentication,
                                ca_file=opts['ca_file'], authid=opts['authid'],
-                               on_shutdown=self._give_up_waiting)
+                               on_shutdown=self._let_start_finish)
         self.link.start().addErrback(log.err, "ordered-wamp: router link failed")
 
     @defer.inlineCallbacks
@@ -170,11 +170,14 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._give_up_waiting()
         timeout = self.options['shutdown_timeout']
         deadline = reactor.seconds() + timeout
-        if self._synced:   # ever joined: there is something to wait for
+        # only a joined master can have its messages acknowledged: with the
+        # router away, waiting would only hold up `buildbot stop`
+        if self._session is not None:
             yield self._wait_idle(timeout)
-            # callbacks still running may produce: let them finish (as every
-            # Buildbot MQ does), then send what they produced
-            yield self._deferwaiter.wait()
+        # callbacks still running may produce: let them finish (as every
+        # Buildbot MQ does), then send what they produced
+        yield self._deferwaiter.wait()
+        if self._session is not None:
             yield self._wait_idle(max(0.0, deadline - reactor.seconds()))
         if len(self.outbox):
             log.err(RuntimeError(
@@ -186,6 +189,16 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                 call.cancel()
         self._timers.clear()
         yield super().stopService()
+
+    def _let_start_finish(self):
+        """The reactor shuts down (``buildbot stop``) before this master ever
+        joined: let the start-up that waits in startConsuming finish, so
+        Buildbot goes on to stop the master cleanly (a failed start-up is a
+        traceback in twistd.log). Nothing will be delivered: it is stopping."""
+        self._synced = True
+        waiters, self._sync_waiters = self._sync_waiters, []
+        for d in waiters:
+            d.callback(None)
 
     def _give_up_waiting(self):
         """Start-up waits in startConsuming for the first join: at stop (or a
@@ -359,13 +372,17 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._last_acked_pos = 0
         self._check_idle()
 
-    def _on_stream(self, stream_id, entries, details=None):
+    def _on_stream(self, *args, details=None, **kwargs):
         if details is None or details.publisher_authrole != wire.SEQUENCER_ROLE:
             self.stats['foreign_events'] += 1
             if self.stats['foreign_events'] in (1, 10, 100, 1000, 10000):
                 log.msg("ordered-wamp: ignored a stream event not published by the sequencer "
                         f"({self.stats['foreign_events']} so far)")
             return
+        if len(args) != 2 or kwargs:
+            log.msg("ordered-wamp: ignored a malformed stream event")
+            return
+        stream_id, entries = args
         if stream_id != self.stream_id:
             # late events of an old stream, or of a new one before _sync
             # switched to it (replay brings those back then)

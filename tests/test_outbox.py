@@ -77,18 +77,18 @@ class Batch(unittest.TestCase):
     def test_batch_is_oldest_prefix_within_limits(self, sizes, max_count, max_bytes):
         box = Outbox()
         for s in sizes:
-            box.add(['k'], b'x' * s)
+            box.add(['k'], b'x' * s)      # size: s and the key's one byte
         batch = box.batch(max_count, max_bytes)
         self.assertGreaterEqual(len(batch), 1)
         self.assertEqual([m[0] for m in batch], list(range(1, len(batch) + 1)))
         if len(batch) > 1:
             self.assertLessEqual(len(batch), max_count)
-            self.assertLessEqual(sum(len(m[2]) + OVERHEAD for m in batch), max_bytes)
+            self.assertLessEqual(sum(len(m[2]) + 1 + OVERHEAD for m in batch), max_bytes)
         if len(batch) < len(sizes):
             # the next one would have broken a limit
             more = batch + [box._pending[len(batch)]]
             self.assertTrue(len(more) > max_count or
-                            sum(len(m[2]) + OVERHEAD for m in more) > max_bytes)
+                            sum(len(m[2]) + 1 + OVERHEAD for m in more) > max_bytes)
 
 
 class Ack(unittest.TestCase):
