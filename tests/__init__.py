@@ -1,11 +1,16 @@
 # The one place where test-wide warning filters live.
 #
-# autobahn is imported before buildbot.test: buildbot.test turns every
-# warning into an error, and autobahn's optional codecs warn at import.
+# buildbot_mq_ordered, then autobahn, are imported before buildbot.test:
+# buildbot.test turns every warning into an error, and autobahn's optional
+# codecs warn at import.
 # Afterwards, deprecations raised *inside* third-party packages we do not
 # own (Twisted 26 and Alembic under Buildbot 4.3, autobahn, crossbar) are
 # ignored; our own package is not in this list, so its warnings stay errors.
 import warnings
+
+# first: loads autobahn's serializers without the bjdata codec (whose NumPy 1
+# build prints a traceback under NumPy 2), as a master does
+import buildbot_mq_ordered  # noqa: F401,I001
 
 import autobahn.twisted.component  # noqa: F401
 import autobahn.twisted.wamp  # noqa: F401
