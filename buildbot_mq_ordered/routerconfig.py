@@ -102,7 +102,7 @@ def auth_config(authids):
 def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
                 open_realm=False, retention_messages=1000000,
                 retention_seconds=7 * 86400, fsync=False, key_cache_size=10000,
-                authids=(), tls_cert=None, tls_key=None):
+                authids=(), tls_cert=None, tls_key=None, journal=None):
     endpoint = {'type': 'tcp', 'port': port, 'interface': host}
     if tls_cert:
         endpoint['tls'] = {'certificate': os.path.abspath(tls_cert),
@@ -121,7 +121,7 @@ def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
         'realm': realm,
         'role': wire.SEQUENCER_ROLE,
         'extra': {
-            'journal': os.path.join(os.path.abspath(cbdir), 'sequencer.sqlite'),
+            'journal': journal or os.path.join(os.path.abspath(cbdir), 'sequencer.sqlite'),
             'retention_messages': retention_messages,
             'retention_seconds': retention_seconds,
             'fsync': fsync,

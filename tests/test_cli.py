@@ -121,3 +121,37 @@ class Bench(unittest.TestCase):
         self.assertGreater(ratios['latency_p99']['200.0'], 0)
         with open(os.path.join(tmp, 'bench.png'), 'rb') as f:
             self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+
+class RouterJournalOption(unittest.TestCase):
+    """``router --journal URL``: what it accepts and what it says otherwise
+    (before Crossbar starts: these exit at once)."""
+
+    def test_bad_journal_urls_are_refused_naming_the_option(self):
+        tmp = tempfile.mkdtemp(prefix='bmo-journal-opt-')
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        for url, says in [
+                ('postgresql://u@127.0.0.1/db', "--journal must be sqlite:///PATH"),
+                ('/tmp/plain/path', "--journal must be sqlite:///PATH"),
+                ('sqlite:///', "--journal must be sqlite:///PATH"),
+                (f'sqlite:///{tmp}/missing/j.sqlite', "--journal: no such directory"),
+        ]:
+            rc, out = run_cli('router', '--port', '1', '--cbdir', os.path.join(tmp, 'cb'),
+                              '--journal', url, timeout=60)
+            self.assertNotEqual(rc, 0, url)
+            self.assertIn(says, out, url)
+
+    def test_journal_path_is_absolute_and_named_in_the_config(self):
+        from argparse import Namespace
+
+        from buildbot_mq_ordered.cli.router import journal_path
+        here = os.getcwd()
+        args = Namespace(journal='sqlite:///rel/j.sqlite', cbdir='cb')
+        with self.assertRaises(SystemExit):   # rel/ does not exist here
+            journal_path(args)
+        tmp = tempfile.mkdtemp(prefix='bmo-journal-opt-')
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        args = Namespace(journal=f'sqlite:///{tmp}/j.sqlite', cbdir='cb')
+        self.assertEqual(journal_path(args), os.path.join(tmp, 'j.sqlite'))
+        args = Namespace(journal=None, cbdir='cb')
+        self.assertEqual(journal_path(args), os.path.join(here, 'cb', 'sequencer.sqlite'))

@@ -36,6 +36,10 @@ def add_parser(sub):
                    help="journal keeps at most this many messages (default: 1000000)")
     p.add_argument('--retention-seconds', type=float, default=7 * 86400,
                    help="journal keeps messages at most this old (default: 7 days)")
+    p.add_argument('--journal', metavar='URL',
+                   help="where the sequencer keeps its journal: sqlite:///PATH, the "
+                        "path relative to the current directory, or sqlite:////PATH "
+                        "absolute (default: sequencer.sqlite in the node directory)")
     p.add_argument('--fsync', action='store_true',
                    help="fsync the journal on every batch (survives power loss)")
     p.add_argument('--secret-file',
@@ -88,6 +92,20 @@ def check_tls(args):
                 raise SystemExit(f"{option}: {path} holds no PEM {what}")
 
 
+def journal_path(args):
+    """The journal file --journal names (absolute), or the node directory's."""
+    if args.journal is None:
+        return os.path.join(os.path.abspath(args.cbdir), 'sequencer.sqlite')
+    prefix = 'sqlite:///'
+    if not args.journal.startswith(prefix) or len(args.journal) == len(prefix):
+        raise SystemExit(f"--journal must be sqlite:///PATH (SQLite is the journal this "
+                         f"version keeps), not {args.journal!r}")
+    path = os.path.abspath(args.journal[len(prefix):])
+    if not os.path.isdir(os.path.dirname(path)):
+        raise SystemExit(f"--journal: no such directory: {os.path.dirname(path)}")
+    return path
+
+
 def write_config(args, authids=()):
     if not 0 < args.port < 65536:
         raise SystemExit(f"--port must be between 1 and 65535, not {args.port}")
@@ -99,7 +117,8 @@ def write_config(args, authids=()):
         args.port, host=args.host, realm=args.realm, cbdir=args.cbdir,
         open_realm=args.open_realm, retention_messages=args.retention_messages,
         retention_seconds=args.retention_seconds, fsync=args.fsync,
-        authids=authids, tls_cert=args.tls_cert, tls_key=args.tls_key)
+        authids=authids, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        journal=journal_path(args))
     path = os.path.join(os.path.abspath(args.cbdir), 'config.json')
     with open(path, 'w') as f:
         json.dump(config, f, indent=2)
@@ -198,7 +217,7 @@ def run(args):
     path = write_config(args, [authid for authid, _ in users])
     cbdir = os.path.abspath(args.cbdir)
     log_path = os.path.join(cbdir, 'router.log')
-    journal = os.path.join(cbdir, 'sequencer.sqlite')
+    journal = journal_path(args)
     url = f"{'wss' if args.tls_cert else 'ws'}://{args.host}:{args.port}/ws"
     problem = check_port(args.host, args.port)
     if problem:
