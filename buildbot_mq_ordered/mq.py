@@ -11,6 +11,7 @@ import uuid
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SubscribeOptions
 from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.python import log
 
 from buildbot.mq import base
@@ -29,6 +30,8 @@ from buildbot_mq_ordered.session import set_log_level
 # a submit carries at most this many messages / bytes (the router takes 16 MiB)
 MAX_BATCH = 2000
 MAX_BATCH_BYTES = 4 * 1024 * 1024
+stop_log = Logger(namespace='ordered-wamp')
+
 # errors of a call that say the connection went, not that the sequencer refused
 CONNECTION_ERRORS = (ApplicationError.CANCELED, 'wamp.close.transport_lost',
                      'wamp.error.no_such_procedure')
@@ -180,9 +183,12 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         if self._session is not None:
             yield self._wait_idle(max(0.0, deadline - reactor.seconds()))
         if len(self.outbox):
-            log.err(RuntimeError(
-                f"ordered-wamp: {len(self.outbox)} messages were not acknowledged "
-                f"by the sequencer within {timeout}s of shutdown and are lost"))
+            # an error line, not a Failure: an operator's stop is no traceback
+            stop_log.error(
+                "ordered-wamp: {n} messages were not acknowledged by the sequencer "
+                "{when} and are lost", n=len(self.outbox),
+                when=(f"within {timeout}s of shutdown" if self._session is not None
+                      else "before shutdown (the router was not joined)"))
         yield self._link_lock.run(self._stop_link_now)
         for call in list(self._timers):
             if call.active():
@@ -195,6 +201,14 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         joined: let the start-up that waits in startConsuming finish, so
         Buildbot goes on to stop the master cleanly (a failed start-up is a
         traceback in twistd.log). Nothing will be delivered: it is stopping."""
+        if not self._sync_waiters:
+            return
+        opts = self.options
+        stop_log.info(
+            "ordered-wamp: stopping before this master ever joined realm '{realm}' at "
+            "{url}: Buildbot's start-up goes on without the router so that the "
+            "master can stop; nothing was delivered", realm=opts['realm'],
+            url=opts['router_url'])
         self._synced = True
         waiters, self._sync_waiters = self._sync_waiters, []
         for d in waiters:
