@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS producers (
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
 """
+# retention deletes by last use without scanning the tables
+INDEXES = """
+CREATE INDEX IF NOT EXISTS keyseq_ts ON keyseq (ts);
+CREATE INDEX IF NOT EXISTS producers_ts ON producers (ts);
+"""
 
 # prune once per this many appends: retention is a bound, not an exact size
 PRUNE_EVERY = 200
@@ -105,6 +110,9 @@ class Journal:
                 if 'ts' not in columns:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN ts REAL NOT NULL "
                                f"DEFAULT {float(now)}")
+            for statement in INDEXES.split(';'):
+                if statement.strip():
+                    db.execute(statement)
             rows = db.execute("SELECT pos, data FROM entries WHERE typeof(data) = 'text'")
             db.executemany("UPDATE entries SET data = ? WHERE pos = ?",
                            [(wire.encode_data(json.loads(text)), pos) for pos, text in rows])
@@ -185,7 +193,11 @@ class Journal:
                 n = self._db.execute("DELETE FROM entries WHERE pos < ?", (cutoff,)).rowcount
             # a counter lives as long as the history: a key none of whose
             # messages is left, unused since the oldest one kept, goes
-            oldest = self._db.execute("SELECT min(ts) FROM entries").fetchone()[0]
+            # (entries are appended in time order: the first one kept is the
+            # oldest, found by its position, not by scanning them all)
+            row = self._db.execute("SELECT ts FROM entries WHERE pos >= ? ORDER BY pos "
+                                   "LIMIT 1", (max(cutoff, self.first_pos),)).fetchone()
+            oldest = row[0] if row else None
             self._db.execute("DELETE FROM keyseq WHERE ts < ?",
                              (now - self.retention_seconds if oldest is None else oldest,))
             # marks by age only: few rows, and they keep resubmissions out
