@@ -12,12 +12,15 @@ from collections import OrderedDict
 
 class Numbering:
     def __init__(self, last_pos=0, producer_marks=None, lookup_seq=None,
-                 key_cache_size=10000):
+                 key_cache_size=10000, key_cache_bytes=4 * 1024 * 1024):
         self.last_pos = last_pos
         # producer id -> highest producer sequence number sequenced
         self.producer_marks = dict(producer_marks or {})
         self._lookup_seq = lookup_seq or (lambda key: 0)
         self._key_cache_size = key_cache_size
+        # bounded by bytes too: keys may be up to 4 KiB each
+        self._key_cache_bytes = key_cache_bytes
+        self._cached_bytes = 0
         self._key_seq = OrderedDict()
 
     def last_seq(self, key):
@@ -60,9 +63,21 @@ class Numbering:
         if mark:
             self.producer_marks[producer] = mark
         for key, seq in batch.items():
-            cache.pop(key, None)
+            if cache.pop(key, None) is None:
+                self._cached_bytes += key_bytes(key)
             cache[key] = seq
         # evict least recently used counters; the journal has them
-        for _ in range(len(cache) - self._key_cache_size):
-            cache.popitem(last=False)
+        while cache and (len(cache) > self._key_cache_size or
+                         self._cached_bytes > self._key_cache_bytes):
+            key, _ = cache.popitem(last=False)
+            self._cached_bytes -= key_bytes(key)
         return entries, mark
+
+    @property
+    def cached_key_bytes(self):
+        return self._cached_bytes
+
+
+def key_bytes(key):
+    """What a cached key costs, roughly: its elements' characters."""
+    return sum(len(k) for k in key) + 8 * len(key)

@@ -265,3 +265,22 @@ class Properties(unittest.TestCase):
             mine = [int(x[3].strip('"').split('-')[1]) for x in all_entries
                     if x[3].startswith(f'"{p}-')]
             self.assertEqual(mine, sorted(mine))
+
+
+class KeyCacheBytes(unittest.TestCase):
+
+    def test_key_cache_is_bounded_by_bytes_as_well_as_count(self):
+        # issue 10: 240 distinct 1 MiB keys grew the router by 245 MB; keys
+        # are now at most 4 KiB, and the cache holds at most so many bytes
+        store = {}
+        n = Numbering(lookup_seq=lambda key: store.get(key, 0), key_cache_size=10000,
+                      key_cache_bytes=10000)
+        keys = [(f'{i:04d}' + 'k' * 4000,) for i in range(10)]
+        for key in keys:
+            entries, _ = n.assign('p', [(n.last_pos + 1, key, b'')])
+            store[key] = entries[-1][1]
+        self.assertLessEqual(n.cached_key_bytes, 10000)
+        self.assertEqual(n.cached_key_bytes, 2 * (4004 + 8))
+        # an evicted key continues its numbering from the journal
+        entries, _ = n.assign('p', [(n.last_pos + 1, keys[0], b'')])
+        self.assertEqual(entries[0][1], 2)
