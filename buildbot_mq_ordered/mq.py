@@ -215,9 +215,9 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
             d.callback(None)
 
     def _give_up_waiting(self):
-        """Start-up waits in startConsuming for the first join: at stop (or a
-        reactor shutting down) before it, that wait fails, so the master can
-        stop instead of hanging in its start."""
+        """startConsuming waits for the first join: a stopService before it
+        fails that wait with a clear error, instead of leaving it pending for
+        good (a reactor shutting down goes through _let_start_finish)."""
         if self._synced or not self._sync_waiters:
             return
         waiters, self._sync_waiters = self._sync_waiters, []
