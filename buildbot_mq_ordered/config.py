@@ -168,3 +168,26 @@ def resolve(mq):
     opts = dict(DEFAULTS)
     opts.update({k: v for k, v in mq.items() if k != 'type'})
     return opts
+
+
+def authentication(options, mq):
+    """Deferred WAMP-CRA settings for autobahn (None without an authid), the
+    secret read from its file or rendered through the secret providers of
+    the MQ service's master. Never logged."""
+    from twisted.internet import defer
+
+    def secret():
+        if options['secret_file'] is not None:
+            with open(options['secret_file']) as f:
+                return f.read().strip()
+        if hasattr(options['secret'], 'getRenderingFor'):
+            from buildbot.process.properties import Properties
+            props = Properties()
+            props.master = mq.master
+            return props.render(options['secret'])
+        return options['secret']
+
+    if options['authid'] is None:
+        return defer.succeed(None)
+    return defer.maybeDeferred(secret).addCallback(
+        lambda s: {'wampcra': {'authid': options['authid'], 'secret': s}})

@@ -156,7 +156,7 @@ class Rogue(unittest.TestCase):
 
         @defer.inlineCallbacks
         def rogue(reactor_, session):
-            head = b.buffer.next_pos
+            head = b.follower.next_pos
             for garbage in ['garbage', None, [[1, 2]], [['x', 1, ['k'], '{}']],
                             [[10 ** 9, 1, ['rogue', 'far'], '{}']],
                             [[head, 1, ['rogue', 'forged'], '{"forged": true}']],
@@ -250,7 +250,7 @@ class Edges(unittest.TestCase):
         yield b.startConsuming(cb, ('full', None))
         proxy.cut()
         # the cut is seen when the next frame fails or the socket closes
-        yield with_timeout(until(lambda: a._session is None), what='the cut')
+        yield with_timeout(until(lambda: a.session is None), what='the cut')
         for i in range(25):
             a.produce(('full', str(i)), {'i': i})
         self.assertEqual(a.stats['outbox_dropped'], 15)

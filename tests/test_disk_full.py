@@ -51,7 +51,7 @@ class JournalDiskFull(unittest.TestCase):
         yield b.startConsuming(got, ('full', None))
         for i in range(MESSAGES):
             a.produce(('full', 'x'), {'i': i, 'pad': PAD})
-        yield with_timeout(until(lambda: a._submit_failures.count >= 3), 60,
+        yield with_timeout(until(lambda: a.producer.refusals.count >= 3), 60,
                            'submits refused for a full disk')
         self.assertLess(len(got.received), MESSAGES)
         # room again: the master's retries go through, nothing lost or twice

@@ -9,14 +9,30 @@ from twisted.python import log
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import config as mqconfig
+from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.mq import OrderedWampMQ
-from buildbot_mq_ordered.reorder import ReorderBuffer
 from buildbot_mq_ordered.sequencer import BUSY
 from buildbot_mq_ordered.sequencer import JOURNAL_ERROR
 from tests.util import with_timeout
 
 
 class ScriptedSession:
+    """Joins at the head of stream ``stream-1`` (empty); answers other calls
+    through ``answer(procedure, *args)``."""
+
+    stream_id = 'stream-1'
+
+    def subscribe(self, handler, topic, options=None):
+        self.on_stream = handler
+        return defer.succeed(None)
+
+    def call(self, procedure, *args):
+        if procedure == wire.INFO:
+            return defer.succeed({'stream_id': self.stream_id, 'head': 0, 'first_pos': 1})
+        return self.answer(procedure, *args)
+
+
+class SubmitRefusals(ScriptedSession):
     """Answers submit calls with ``refusals`` journal errors, then acks."""
 
     def __init__(self, refusals):
@@ -24,7 +40,7 @@ class ScriptedSession:
         self.calls = 0
         self.acked = defer.Deferred()
 
-    def call(self, procedure, producer, batch):
+    def answer(self, procedure, producer, batch):
         self.calls += 1
         if self.calls <= self.refusals:
             return defer.fail(ApplicationError(
@@ -34,13 +50,19 @@ class ScriptedSession:
         return defer.succeed([batch[-1][0], self.calls])
 
 
-def joined_mq(session):
+class Link:
+    """What the MQ reads of its RouterLink: the joined session."""
+
+    def __init__(self, session):
+        self.session = session
+
+
+def joined_mq(session, **options):
     mq = OrderedWampMQ()
-    mq.options = mqconfig.resolve({'router_url': 'ws://127.0.0.1:1/ws',
-                                   'initial_retry_delay': 0.001})
-    mq.buffer = ReorderBuffer(100)
-    mq._session = session
-    mq._synced = True
+    mq.options = mqconfig.resolve(dict({'router_url': 'ws://127.0.0.1:1/ws',
+                                        'initial_retry_delay': 0.001}, **options))
+    mq.link = Link(session)
+    mq._joined(session)
     return mq
 
 
@@ -53,7 +75,7 @@ class SubmitRefused(unittest.TestCase):
         lines = []
         log.addObserver(lines.append)
         self.addCleanup(log.removeObserver, lines.append)
-        session = ScriptedSession(refusals=150)
+        session = SubmitRefusals(refusals=150)
         mq = joined_mq(session)
         mq.produce(('k',), {'x': 1})
         yield with_timeout(session.acked, 30)
@@ -71,16 +93,15 @@ class SubmitRefused(unittest.TestCase):
         self.assertFalse(any('submit failed' in s for s in said), said)
 
 
-class ScriptedReplays:
+class ReplayRefusals(ScriptedSession):
     """Answers replay calls with ``refusals`` busy errors, then the entries."""
 
-    def __init__(self, refusals, stream_id, entries):
+    def __init__(self, refusals, entries):
         self.refusals = refusals
-        self.stream_id = stream_id
         self.entries = entries
         self.calls = 0
 
-    def call(self, procedure, first, limit):
+    def answer(self, procedure, first, limit):
         self.calls += 1
         if self.calls <= self.refusals:
             return defer.fail(ApplicationError(BUSY, "too many replays under way"))
@@ -93,23 +114,26 @@ class ReplayRefused(unittest.TestCase):
     def test_a_refused_replay_is_retried_with_backoff(self):
         # issue 10: a replay that failed without a disconnect was retried
         # only when the next stream event arrived (there may be none)
-        entries = [[pos, pos, ['k'], b'\xc0'] for pos in (1, 2, 3)]
-        session = ScriptedReplays(3, 'stream-1', entries)
-        mq = joined_mq(session)
-        mq.options['retry_delay_growth'] = 2.0
-        mq.stream_id = 'stream-1'
+        entries = [[pos, pos, ['k'], b'\xc0'] for pos in (1, 2, 3, 4)]
+        session = ReplayRefusals(3, entries)
+        mq = joined_mq(session, retry_delay_growth=2.0)
         got = []
         done = defer.Deferred()
 
         def consumer(key, data):
             got.append(mq.delivery)
-            if len(got) == 3:
+            if len(got) == 4:
                 done.callback(None)
         mq.registry.add(consumer, ('k',), None)
-        mq.buffer = ReorderBuffer(100, next_pos=1)
-        mq.buffer.saw(3)                 # positions 1..3 missed
-        mq._fill_holes()
+        # position 4 arrives, 1..3 were missed
+        session.on_stream(session.stream_id, entries[3:],
+                          details=SessionDetails(wire.SEQUENCER_ROLE))
         yield with_timeout(done, 30, 'the replayed positions')
-        self.assertEqual(got, [(1, 1), (2, 2), (3, 3)])
+        self.assertEqual(got, [(1, 1), (2, 2), (3, 3), (4, 4)])
         self.assertEqual(session.calls, 4)
         self.assertEqual(mq.stats['skipped'], 0)
+
+
+class SessionDetails:
+    def __init__(self, publisher_authrole):
+        self.publisher_authrole = publisher_authrole

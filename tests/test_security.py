@@ -97,7 +97,7 @@ class Authentication(unittest.TestCase):
             lambda: mq.link._component is not None and
             mq.link._component._transports[0].connect_attempts >= 3),
             what='three connection attempts')
-        self.assertFalse(mq._synced)
+        self.assertFalse(mq.follower.started)
         errors = logs.errors()
         self.assertEqual(len(errors), 1, logs.texts())
         message = errors[0]
@@ -134,7 +134,7 @@ class Authorization(unittest.TestCase):
 
         @defer.inlineCallbacks
         def attack(reactor_, session):
-            forged = [[watcher.buffer.next_pos, 1, ['forged', 'x'], '{}']]
+            forged = [[watcher.follower.next_pos, 1, ['forged', 'x'], '{}']]
             for name, action in [
                     ('publish', lambda: session.publish(
                         wire.STREAM, forged, options=PublishOptions(acknowledge=True))),
@@ -187,4 +187,4 @@ class ContractOverTLS(test_mq_contract.Contract):
         from twisted.internet.interfaces import ISSLTransport
         yield self.a.startConsuming(lambda *a: None, ('tls',))  # joined once this fires
         self.assertTrue(self.router.url.startswith('wss://'))
-        self.assertTrue(ISSLTransport.providedBy(self.a._session._transport.transport))
+        self.assertTrue(ISSLTransport.providedBy(self.a.session._transport.transport))

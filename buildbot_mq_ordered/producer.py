@@ -1,0 +1,80 @@
+"""The producer half of a master: encode, hold until acknowledged, batch.
+
+Pure: the MQ does the submit calls and logs the reports returned here.
+One submit is in flight at a time, so batches reach the sequencer in
+producer order on the one connection; after a reconnect the outbox is
+resubmitted from its oldest message (the sequencer drops what it had).
+"""
+
+from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.failurerun import FailureRun
+from buildbot_mq_ordered.follower import Report
+from buildbot_mq_ordered.outbox import Outbox
+
+# a submit carries at most this many messages / bytes (the router takes 16 MiB)
+MAX_BATCH = 2000
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+
+
+class Producer:
+
+    def __init__(self, max_outbox=100000):
+        self.outbox = Outbox(max_outbox)
+        self.produced = 0
+        self.rejected = 0
+        self.batches = 0
+        self.in_flight = False
+        self.refusals = FailureRun()   # submits the sequencer said no to, in a row
+
+    @property
+    def idle(self):
+        return not len(self.outbox) and not self.in_flight
+
+    def produce(self, routing_key, data, max_message_size):
+        try:
+            key, raw, size = wire.encode_message(routing_key, data, max_message_size)
+        except Exception as e:  # produce never raises for the caller
+            self.rejected += 1
+            return [Report('error', f"ordered-wamp: dropped message {routing_key!r}: {e}",
+                           wire.MessageRejected)]
+        self.produced += 1
+        if self.outbox.add(key, raw, size) is None:
+            return []
+        n = self.outbox.dropped
+        if n == 1 or n % 10000 == 0:
+            return [Report('error', (
+                f"ordered-wamp: outbox full ({self.outbox.max_messages} messages "
+                f"unacknowledged): dropped the oldest; {n} dropped so far"))]
+        return []
+
+    def next_batch(self):
+        """The batch to submit now, or None (one in flight, or nothing to send)."""
+        if self.in_flight or not len(self.outbox):
+            return None
+        self.in_flight = True
+        self.batches += 1
+        return self.outbox.batch(MAX_BATCH, MAX_BATCH_BYTES)
+
+    def acked(self, mark):
+        self.in_flight = False
+        self.outbox.ack(mark)
+        failures = self.refusals.succeeded()
+        if failures:
+            return [Report('info', f"ordered-wamp: the sequencer accepts submits again "
+                                   f"(after {failures} refused)")]
+        return []
+
+    def refused(self, where, error, reason, retry_delay):
+        """The sequencer said no (its journal cannot be written, ...): the
+        cluster stands still, which an operator must see, once per run."""
+        self.in_flight = False
+        if not self.refusals.failed():
+            return []
+        return [Report('error', (
+            f"ordered-wamp: the sequencer at {where} refused a submit ({error}: "
+            f"{reason}); {len(self.outbox)} messages wait in the outbox, nothing is "
+            f"lost; retrying every {retry_delay}s ({self.refusals.count} refused in a row)"))]
+
+    def not_sent(self):
+        """The submit in flight ended without an answer (connection lost)."""
+        self.in_flight = False
