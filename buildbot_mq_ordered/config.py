@@ -74,15 +74,23 @@ def _growth(v):
 
 
 def _router_url(v):
+    if isinstance(v, list):
+        # several routers on one journal: a master moves on to the next
+        if not v:
+            return "a ws:// or wss:// URL, or a list of them"
+        for url in v:
+            if _router_url(url) is not None:
+                return f"a ws:// or wss:// URL, or a list of them ({url!r} is not)"
+        return None
     if not isinstance(v, str) or not v:
-        return "a ws:// or wss:// URL"
+        return "a ws:// or wss:// URL, or a list of them"
     try:
         url = urlparse(v)
         url.port  # noqa: B018  (raises on a bad port)
     except ValueError:
-        return "a ws:// or wss:// URL"
+        return "a ws:// or wss:// URL, or a list of them"
     if url.scheme not in ('ws', 'wss') or not url.hostname:
-        return "a ws:// or wss:// URL"
+        return "a ws:// or wss:// URL, or a list of them"
     return None
 
 

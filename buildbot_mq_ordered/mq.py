@@ -158,6 +158,13 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         if link is not None:
             yield link.stop()
 
+    def _router(self):
+        """The router joined or tried now, or all of them, for what is logged."""
+        if self.link is not None:
+            return self.link.url
+        url = self.options['router_url']
+        return url if isinstance(url, str) else ' or '.join(url)
+
     def _later(self, delay, f):
         """reactor.callLater, cancelled when the service stops."""
         from twisted.internet import reactor
@@ -206,7 +213,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
             "ordered-wamp: stopping before this master ever joined realm '{realm}' at "
             "{url}: Buildbot's start-up goes on without the router so that the "
             "master can stop; nothing was delivered", realm=opts['realm'],
-            url=opts['router_url'])
+            url=self._router())
         self._become_ready()
 
     def _give_up_waiting(self):
@@ -220,7 +227,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         for d in waiters:
             d.errback(RuntimeError(
                 f"ordered-wamp: stopping before this master ever joined realm "
-                f"'{opts['realm']}' at {opts['router_url']}: the consumer never "
+                f"'{opts['realm']}' at {self._router()}: the consumer never "
                 "became effective"))
 
     def _become_ready(self):
@@ -269,7 +276,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
             return
         delay = self.options['initial_retry_delay']
         if failure.check(ApplicationError) and failure.value.error not in CONNECTION_ERRORS:
-            report(self.producer.refused(self.options['router_url'], failure.value.error,
+            report(self.producer.refused(self._router(), failure.value.error,
                                          error_text(failure.value), delay))
         else:
             self.producer.not_sent()

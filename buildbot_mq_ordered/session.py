@@ -11,6 +11,7 @@ router that cannot be reached is a line at start and then at growing
 intervals.
 """
 
+import random
 from urllib.parse import urlparse
 
 import txaio
@@ -22,9 +23,6 @@ from twisted.logger import Logger
 from txaio.interfaces import log_levels
 
 from buildbot_mq_ordered import nodelay
-
-# the master's WebSocket connection: no Nagle (see nodelay.py)
-nodelay.install()
 
 log = Logger(namespace='ordered-wamp')
 
@@ -69,6 +67,9 @@ HINTS = {
         "define: check the router's configuration",
 }
 REFUSED = tuple(HINTS)
+# what a call to a procedure nobody registered raises: a router without a
+# leading sequencer
+NO_SEQUENCER = 'wamp.error.no_such_procedure'
 
 # a connection attempt under way when the master stops ends within this
 STOP_TIMEOUT = 15
@@ -117,7 +118,12 @@ class _Component(Component):
 
 
 class RouterLink:
-    """Keeps one session joined to the router; calls back on join and leave.
+    """Keeps one session joined to a router; calls back on join and leave.
+
+    ``urls`` is one router URL or a list of them: after a failed attempt or
+    a lost session the next one is tried, with backoff (the ``retry``
+    settings of autobahn's Component, applied here: each Component makes one
+    attempt, so that no autobahn timer outlives ``stop()``).
 
     ``on_join(session)`` may return a Deferred; ``on_leave()`` is called once
     per joined session that ended. ``on_shutdown()``, if given, is called
@@ -125,10 +131,11 @@ class RouterLink:
     start-up that waits for the router can give up and let the master stop).
     """
 
-    def __init__(self, url, realm, on_join, on_leave, retry, authentication=None,
+    def __init__(self, urls, realm, on_join, on_leave, retry, authentication=None,
                  ca_file=None, serializers=('msgpack',), reactor=None, authid=None,
                  on_shutdown=None):
-        self.url = url
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        self._index = 0           # of the router tried now
         self.realm = realm
         self._on_join = on_join
         self._on_leave = on_leave
@@ -147,15 +154,22 @@ class RouterLink:
         self._refused = None      # the refusal already reported (one error per run)
         self._waiting_since = None  # reactor time of the first failed attempt
         self._next_reminder = 0
-        self._ever_joined = False
+        self._joins = 0           # sessions joined so far
         self._transports_open = 0
         self._all_closed = []     # Deferreds waiting for no open transport
-        self._pause = self._pause_call = None  # between Components
+        self._pause = self._pause_call = None  # between attempts
+        self.attempts = 0         # connection attempts made
+        self._setup_failed = False  # the owner's on_join failed on this session
         self.session = None
 
     @property
+    def url(self):
+        """The router tried (or joined) now."""
+        return self.urls[self._index]
+
+    @property
     def ever_joined(self):
-        return self._ever_joined
+        return self._joins > 0
 
     @property
     def refused(self):
@@ -170,7 +184,7 @@ class RouterLink:
         self._stopping = False
         self._stopped = None
         log.info("ordered-wamp: connecting to the router at {url}, realm '{realm}'",
-                 url=self.url, realm=self.realm)
+                 url=' or '.join(self.urls), realm=self.realm)
         self._shutdown_trigger = self._reactor.addSystemEventTrigger(
             'before', 'shutdown', self._reactor_stopping)
         self._running = self._keep_running()
@@ -178,30 +192,44 @@ class RouterLink:
 
     @defer.inlineCallbacks
     def _keep_running(self):
+        failures = 0    # attempts in a row that did not join
         while not self._stopping:
+            self.attempts += 1
             self._component = _Component(
-                transports=[transport_config(self.url, self._serializers, self._retry,
+                transports=[transport_config(self.url, self._serializers,
+                                             dict(self._retry, max_retries=0),
                                              self._ca_file)],
-                realm=self.realm, authentication=self._authentication,
-                is_fatal=lambda error: self._stopping)
+                realm=self.realm, authentication=self._authentication)
             self._component.on('join', self._joined)
             self._component.on('leave', self._left)
             self._component.on('connect', self._connected)
             self._component.on('disconnect', self._disconnected)
             self._component.on('connectfailure', self._connect_failed)
+            joins = self._joins
+            self._setup_failed = False
             try:
                 yield self._component.start(self._reactor)
-            except Exception as e:
-                if not self._stopping:
-                    log.info("ordered-wamp: router connection ended ({e}); restarting",
-                             e=e)
+            except Exception:
+                pass   # a failed attempt: _connect_failed said what the operator needs
             self._component = None
-            if not self._stopping:
-                # a clean goodbye (router shutting down): back off a little, then retry
-                self._pause = defer.Deferred()
-                self._pause_call = self._reactor.callLater(
-                    self._retry.get('initial_retry_delay', 1), self._pause.callback, None)
-                yield self._pause
+            if self._stopping:
+                break
+            served = self._joins > joins and not self._setup_failed
+            failures = 0 if served else failures + 1
+            self._index = (self._index + 1) % len(self.urls)
+            # a lost session (or a router saying goodbye) is retried after the
+            # first delay; failed attempts after growing ones
+            self._pause = defer.Deferred()
+            self._pause_call = self._reactor.callLater(
+                self._delay(failures), self._pause.callback, None)
+            yield self._pause
+
+    def _delay(self, failures):
+        r = self._retry
+        delay = min(r.get('initial_retry_delay', 1.0) *
+                    r.get('retry_delay_growth', 1.5) ** max(failures - 1, 0),
+                    r.get('max_retry_delay', 300.0))
+        return max(0.0, random.normalvariate(delay, delay * r.get('retry_delay_jitter', 0.1)))
 
     # -- what the operator reads ---------------------------------------------
 
@@ -238,7 +266,7 @@ class RouterLink:
                 reason=_reason(exc), meanwhile=self._meanwhile())
 
     def _meanwhile(self):
-        if self._ever_joined:
+        if self.ever_joined:
             return "Meanwhile produced messages wait in the outbox."
         return "Buildbot's start-up waits until the master has joined."
 
@@ -246,6 +274,7 @@ class RouterLink:
 
     def _connected(self, session, transport):
         self._transports_open += 1
+        nodelay.set_on(transport)   # see nodelay.py
 
     def _disconnected(self, session, was_clean):
         self._transports_open = max(0, self._transports_open - 1)
@@ -267,7 +296,7 @@ class RouterLink:
             session.leave()
             return None
         self.session = session
-        self._ever_joined = True
+        self._joins += 1
         waited = ''
         if self._waiting_since is not None:
             waited = f" after waiting {_duration(self._reactor.seconds() - self._waiting_since)}"
@@ -279,8 +308,14 @@ class RouterLink:
 
         def failed(f):
             if self.session is session and not self._stopping:
-                log.info("ordered-wamp: setting up the session failed ({why}); "
-                         "reconnecting", why=f.getErrorMessage())
+                self._setup_failed = True
+                if f.check(ApplicationError) and f.value.error == NO_SEQUENCER:
+                    log.info("ordered-wamp: the router at {url} has no sequencer leading "
+                             "(a standby router, or its sequencer stopped); {next}",
+                             url=self.url, next=self._next())
+                else:
+                    log.info("ordered-wamp: setting up the session failed ({why}); "
+                             "reconnecting", why=f.getErrorMessage())
                 session.disconnect()
         d.addErrback(failed)
         return None
@@ -294,11 +329,16 @@ class RouterLink:
                      reason=details.reason)
         self._on_leave()
 
+    def _next(self):
+        if len(self.urls) > 1:
+            return f"trying {self.urls[(self._index + 1) % len(self.urls)]} next"
+        return "retrying with backoff"
+
     # -- stopping --------------------------------------------------------------
 
     def _reactor_stopping(self):
         self._shutdown_trigger = None
-        if not self._ever_joined and self._on_shutdown is not None:
+        if not self.ever_joined and self._on_shutdown is not None:
             self._on_shutdown()
         return self.stop()
 
@@ -320,30 +360,16 @@ class RouterLink:
             # between two Components (after a goodbye): end the pause now
             self._pause_call.cancel()
             self._pause.callback(None)
-        comp = self._component
-        if comp is not None:
-            session = comp._session
-            if session is not None and session.is_attached():
-                yield comp.stop()   # leave; the Component is then done
-            elif comp._delay_f is not None:
-                delay = comp._delay_f
-                yield comp.stop()   # cancels the retry delay; done
-                self._cancel_timer_of(delay)
-            # else a connection attempt is under way: Component.stop() would
-            # end the Component but not the attempt, which then retries, and
-            # closing its transport mid-handshake makes autobahn fail on its
-            # reply. Let the attempt run out instead: is_fatal() now says no
-            # more retries, and _joined leaves at once if it succeeds.
+        if self._component is not None and self.session is not None:
+            yield self._component.stop()   # leave; the Component is then done
+        # else a connection attempt is under way: Component.stop() would end
+        # the Component but not the attempt, and closing its transport
+        # mid-handshake makes autobahn fail on its reply. Let the attempt run
+        # out instead (each Component makes one): _joined leaves at once if
+        # it succeeds.
         if self._running is not None:
             yield _bounded(self._running, STOP_TIMEOUT, self._reactor)
         yield self._wait_closed()
-
-    def _cancel_timer_of(self, deferred):
-        # txaio.sleep() has no canceller: cancelling the retry delay leaves its
-        # timer pending (harmless, but a stopped master should leave nothing)
-        for call in self._reactor.getDelayedCalls():
-            if getattr(call.func, '__self__', None) is deferred:
-                call.cancel()
 
 
 def set_log_level(level):

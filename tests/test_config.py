@@ -58,8 +58,16 @@ class Validate(unittest.TestCase):
         self.assertOneErrorNaming(valid(router_url='https://h/ws'), "'router_url'")
 
     def test_router_url_other_bad(self):
-        for bad in ['', 'ws://', '127.0.0.1:8080', 8080, ['ws://h/ws']]:
+        for bad in ['', 'ws://', '127.0.0.1:8080', 8080, ('ws://h/ws',), {'url': 'ws://h/ws'}]:
             self.assertOneErrorNaming(valid(router_url=bad), "'router_url'")
+
+    def test_router_url_list(self):
+        # several routers on one journal (high availability)
+        urls = ['ws://127.0.0.1:8080/ws', 'wss://router2.example/ws']
+        self.assertEqual(config.validate(valid(router_url=urls)), [])
+        self.assertOneErrorNaming(valid(router_url=[]), "'router_url'", 'a list of them')
+        self.assertOneErrorNaming(valid(router_url=[urls[0], 'http://h/ws']),
+                                  "'router_url'", "'http://h/ws' is not")
 
     def test_router_url_malformed_is_an_error_not_a_crash(self):
         # urlparse raises ValueError here; validate must report, not raise

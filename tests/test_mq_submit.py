@@ -51,7 +51,9 @@ class SubmitRefusals(ScriptedSession):
 
 
 class Link:
-    """What the MQ reads of its RouterLink: the joined session."""
+    """What the MQ reads of its RouterLink: the joined session, its URL."""
+
+    url = 'ws://127.0.0.1:1/ws'
 
     def __init__(self, session):
         self.session = session
@@ -59,7 +61,7 @@ class Link:
 
 def joined_mq(session, **options):
     mq = OrderedWampMQ()
-    mq.options = mqconfig.resolve(dict({'router_url': 'ws://127.0.0.1:1/ws',
+    mq.options = mqconfig.resolve(dict({'router_url': Link.url,
                                         'initial_retry_delay': 0.001}, **options))
     mq.link = Link(session)
     mq._joined(session)

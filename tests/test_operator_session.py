@@ -67,8 +67,7 @@ class LogEvents:
 
 
 def attempts(mq):
-    comp = mq.link._component if mq.link else None
-    return comp._transports[0].connect_attempts if comp is not None else 0
+    return mq.link.attempts if mq.link else 0
 
 
 @defer.inlineCallbacks
@@ -107,7 +106,7 @@ class Refused(unittest.TestCase):
         mq = yield start_master(self, router, **options)
         # retried with backoff: a few refused attempts, still one error
         yield with_timeout(until(lambda: attempts(mq) >= 3), what='three attempts')
-        self.assertFalse(mq._synced)
+        self.assertFalse(mq.follower.started)
         errors = logs.errors()
         self.assertEqual(len(errors), 1, logs.texts())
         for text in (router.url, f"realm '{options.get('realm', router.realm)}'") + must:

@@ -94,8 +94,7 @@ class Authentication(unittest.TestCase):
         mq = yield start_master(self, router, authid='master1', secret='wrong')
         # retried with backoff: wait for a few refused attempts
         yield with_timeout(until(
-            lambda: mq.link._component is not None and
-            mq.link._component._transports[0].connect_attempts >= 3),
+            lambda: mq.link is not None and mq.link.attempts >= 3),
             what='three connection attempts')
         self.assertFalse(mq.follower.started)
         errors = logs.errors()
