@@ -82,24 +82,14 @@ class StreamFollower:
         """Joined, and the sequencer's info() said where its stream stands."""
         self.joined = True
         self._replay = None
-        buf = self.buffer
-        out = []
-        if not buf.started:
-            self.stream_id = stream_id
-            out += self._deliver(buf.start(head + 1))
-        elif stream_id != self.stream_id:
-            out += self._new_stream(stream_id, first_pos, head)
-        elif head < buf.next_pos - 1:
-            out.append(Report('error', (
-                f"ordered-wamp: stream {stream_id} ends at position {head}, before "
-                f"position {buf.next_pos - 1} this master already delivered; "
-                "continuing after its end")))
-            self.buffer = ReorderBuffer(buf.capacity, next_pos=head + 1)
-            # acknowledged positions beyond the end were lost with it
-            self.awaited_pos = min(self.awaited_pos, head)
-        else:
-            buf.saw(head)
-        return out + self._fill()
+        return self._place(stream_id, first_pos, head)
+
+    def on_info(self, stream_id, first_pos, head):
+        """A later info() while joined (a heartbeat): the head tells of
+        positions whose events never came."""
+        if not self.joined:
+            return []
+        return self._place(stream_id, first_pos, head)
 
     def on_leave(self):
         self.joined = False
@@ -167,6 +157,26 @@ class StreamFollower:
         return []
 
     # -- decisions --------------------------------------------------------------
+
+    def _place(self, stream_id, first_pos, head):
+        buf = self.buffer
+        out = []
+        if not buf.started:
+            self.stream_id = stream_id
+            out += self._deliver(buf.start(head + 1))
+        elif stream_id != self.stream_id:
+            out += self._new_stream(stream_id, first_pos, head)
+        elif head < buf.next_pos - 1:
+            out.append(Report('error', (
+                f"ordered-wamp: stream {stream_id} ends at position {head}, before "
+                f"position {buf.next_pos - 1} this master already delivered; "
+                "continuing after its end")))
+            self.buffer = ReorderBuffer(buf.capacity, next_pos=head + 1)
+            # acknowledged positions beyond the end were lost with it
+            self.awaited_pos = min(self.awaited_pos, head)
+        else:
+            buf.saw(head)
+        return out + self._fill()
 
     def _fill(self):
         """Ask for the first hole, unless a replay is already under way."""

@@ -12,6 +12,7 @@ import uuid
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import SubscribeOptions
 from twisted.internet import defer
+from twisted.internet import task
 from twisted.logger import Logger
 from twisted.python import log
 
@@ -28,14 +29,19 @@ from buildbot_mq_ordered.follower import Report
 from buildbot_mq_ordered.follower import RetryLater
 from buildbot_mq_ordered.follower import StreamFollower
 from buildbot_mq_ordered.producer import Producer
+from buildbot_mq_ordered.session import NO_SEQUENCER
 from buildbot_mq_ordered.session import RouterLink
 from buildbot_mq_ordered.session import set_log_level
 
 stop_log = Logger(namespace='ordered-wamp')
+# seconds between info() calls while joined: the head tells of positions
+# whose events never came, and a router whose sequencer stopped leading is
+# found out even by a master that only consumes
+HEARTBEAT = 5.0
 
 # errors of a call that say the connection went, not that the sequencer refused
 CONNECTION_ERRORS = (ApplicationError.CANCELED, 'wamp.close.transport_lost',
-                     'wamp.error.no_such_procedure')
+                     NO_SEQUENCER)
 # keys whose change means a new connection
 CONNECTION_KEYS = ('router_url', 'realm', 'initial_retry_delay', 'max_retry_delay',
                    'retry_delay_growth', 'retry_delay_jitter', 'authid', 'secret',
@@ -75,6 +81,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self.delivered = 0
         self.foreign_events = 0
         self._flush_scheduled = False
+        self._heartbeat = None        # LoopingCall of info() while joined
         self._ready = False           # startConsuming no longer waits for a join
         self._ready_waiters = []
         self._idle_waiters = []
@@ -195,6 +202,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                 when=(f"within {timeout}s of shutdown" if self.session is not None
                       else "before shutdown (the router was not joined)"))
         yield self._link_lock.run(self._stop_link_now)
+        self._stop_heartbeat()
         for call in list(self._timers):
             if call.active():
                 call.cancel()
@@ -272,8 +280,8 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._check_idle()
 
     def _submit_failed(self, failure, session):
-        if session is not self.session:
-            return
+        if session is not self.session or self._no_sequencer(failure):
+            return   # the next join resubmits
         delay = self.options['initial_retry_delay']
         if failure.check(ApplicationError) and failure.value.error not in CONNECTION_ERRORS:
             report(self.producer.refused(self._router(), failure.value.error,
@@ -309,11 +317,41 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         if not self._ready:
             self._become_ready()
         self._flush()
+        self._heartbeat = task.LoopingCall(self._ask_info, session)
+        self._heartbeat.start(HEARTBEAT, now=False).addErrback(
+            log.err, "ordered-wamp: the heartbeat failed")
 
     def _left(self):
         self.session = None
+        self._stop_heartbeat()
         self.producer.not_sent()
         self._act(self.follower.on_leave())
+
+    def _stop_heartbeat(self):
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        self._heartbeat = None
+
+    def _ask_info(self, session):
+        def answered(info):
+            if session is self.session:
+                self._act(self.follower.on_info(info['stream_id'], info['first_pos'],
+                                                info['head']))
+
+        def failed(f):
+            if session is self.session and not self._no_sequencer(f):
+                log.msg(f"ordered-wamp: info failed ({f.getErrorMessage()})")
+        session.call(wire.INFO).addCallbacks(answered, failed).addErrback(
+            log.err, "ordered-wamp: handling an info answer failed")
+
+    def _no_sequencer(self, failure):
+        """A call found no sequencer on this router (it stopped leading):
+        move on to the next router. True if so."""
+        if failure.check(ApplicationError) and failure.value.error == NO_SEQUENCER:
+            if self.link is not None:
+                self.link.move_on()
+            return True
+        return False
 
     def _on_stream(self, *args, details=None, **kwargs):
         if details is None or details.publisher_authrole != wire.SEQUENCER_ROLE:
@@ -344,8 +382,8 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         d = self.session.call(wire.REPLAY, action.first, action.count)
         d.addCallbacks(
             lambda answer: self._act(self.follower.on_replay(action.token, answer)),
-            lambda f: self._act(self.follower.on_replay_failed(action.token,
-                                                               f.getErrorMessage())))
+            lambda f: self._no_sequencer(f) or self._act(
+                self.follower.on_replay_failed(action.token, f.getErrorMessage())))
         d.addErrback(log.err, "ordered-wamp: handling a replay answer failed")
 
     def _replay_backoff(self, failures):

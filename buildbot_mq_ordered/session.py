@@ -308,14 +308,12 @@ class RouterLink:
 
         def failed(f):
             if self.session is session and not self._stopping:
-                self._setup_failed = True
                 if f.check(ApplicationError) and f.value.error == NO_SEQUENCER:
-                    log.info("ordered-wamp: the router at {url} has no sequencer leading "
-                             "(a standby router, or its sequencer stopped); {next}",
-                             url=self.url, next=self._next())
-                else:
-                    log.info("ordered-wamp: setting up the session failed ({why}); "
-                             "reconnecting", why=f.getErrorMessage())
+                    self.move_on()
+                    return
+                self._setup_failed = True
+                log.info("ordered-wamp: setting up the session failed ({why}); "
+                         "reconnecting", why=f.getErrorMessage())
                 session.disconnect()
         d.addErrback(failed)
         return None
@@ -328,6 +326,18 @@ class RouterLink:
             log.info("ordered-wamp: left the router ({reason}); reconnecting",
                      reason=details.reason)
         self._on_leave()
+
+    def move_on(self):
+        """The router joined has no leading sequencer (a call said
+        ``NO_SEQUENCER``): leave it for the next, with backoff."""
+        session = self.session
+        if session is None or self._stopping:
+            return
+        self._setup_failed = True
+        log.info("ordered-wamp: the router at {url} has no sequencer leading "
+                 "(a standby router, or its sequencer stopped); {next}",
+                 url=self.url, next=self._next())
+        session.disconnect()
 
     def _next(self):
         if len(self.urls) > 1:

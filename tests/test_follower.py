@@ -162,7 +162,7 @@ class Interleavings(unittest.TestCase):
         for _ in range(data.draw(st.integers(1, 60), label='steps')):
             op = data.draw(st.sampled_from(
                 ['publish', 'publish', 'event', 'event', 'answer', 'fail', 'retry',
-                 'leave', 'join', 'prune', 'new_stream', 'ack']))
+                 'leave', 'join', 'info', 'prune', 'new_stream', 'ack']))
             if op == 'publish':
                 entries = seq.publish(data.draw(st.integers(1, 12)))
                 if m.follower.joined:
@@ -184,6 +184,12 @@ class Interleavings(unittest.TestCase):
                 m.leave()
             elif op == 'join' and not m.follower.joined:
                 m.join()
+            elif op == 'info':
+                # a heartbeat: its answer travels behind the events published
+                # before it, so deliver those first
+                while m.inbox and m.follower.joined:
+                    m.act(m.follower.on_event(*m.inbox.pop(0)))
+                m.act(m.follower.on_info(*seq.info()))
             elif op == 'prune':
                 seq.prune(data.draw(st.integers(1, 10)))
             elif op == 'new_stream' and not m.follower.joined:
@@ -294,6 +300,15 @@ class Decisions(unittest.TestCase):
         (replay,) = of(Replay, f.on_event('s1', [entry(3)]))
         self.assertEqual(of(RetryLater, f.on_replay(replay.token, {'no': 'list'})),
                          [RetryLater(0.5)])
+
+    def test_a_heartbeat_finds_positions_whose_events_never_came(self):
+        f = self.joined()
+        self.assertEqual(delivered(f.on_event('s1', [entry(1)])), [1])
+        (replay,) = of(Replay, f.on_info('s1', 1, 3))
+        self.assertEqual((replay.first, replay.count), (2, 2))
+        self.assertEqual(of(Replay, f.on_info('s1', 1, 3)), [])      # one at a time
+        f.on_leave()
+        self.assertEqual(f.on_info('s1', 1, 4), [])                   # not joined: nothing
 
     def test_caught_up_waits_for_what_was_acknowledged(self):
         f = self.joined()

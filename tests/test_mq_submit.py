@@ -59,8 +59,9 @@ class Link:
         self.session = session
 
 
-def joined_mq(session, **options):
+def joined_mq(testcase, session, **options):
     mq = OrderedWampMQ()
+    testcase.addCleanup(mq._stop_heartbeat)
     mq.options = mqconfig.resolve(dict({'router_url': Link.url,
                                         'initial_retry_delay': 0.001}, **options))
     mq.link = Link(session)
@@ -78,7 +79,7 @@ class SubmitRefused(unittest.TestCase):
         log.addObserver(lines.append)
         self.addCleanup(log.removeObserver, lines.append)
         session = SubmitRefusals(refusals=150)
-        mq = joined_mq(session)
+        mq = joined_mq(self, session)
         mq.produce(('k',), {'x': 1})
         yield with_timeout(session.acked, 30)
         errors = self.flushLoggedErrors(RuntimeError)
@@ -118,7 +119,7 @@ class ReplayRefused(unittest.TestCase):
         # only when the next stream event arrived (there may be none)
         entries = [[pos, pos, ['k'], b'\xc0'] for pos in (1, 2, 3, 4)]
         session = ReplayRefusals(3, entries)
-        mq = joined_mq(session, retry_delay_growth=2.0)
+        mq = joined_mq(self, session, retry_delay_growth=2.0)
         got = []
         done = defer.Deferred()
 
