@@ -1,18 +1,17 @@
 """``OrderedWampMQ``: Buildbot's MQ API over the sequencer's stream.
 
-The I/O shell around the pure parts: produced messages go to the
-``Producer`` and are submitted (one call in flight); what the session says -
-joined, left, stream events, replay answers - goes to the ``StreamFollower``,
-whose actions are carried out here: deliver to the local consumers
-(``ConsumerRegistry``), call replay, log, retry later.
+Buildbot's API and the wiring: produced messages go to the ``Producer``
+and are submitted from here (one call in flight); the ``StreamReader``
+follows the stream on the joined session (its decisions are the
+``StreamFollower``'s) and hands what it releases to ``_deliver``, which
+dispatches to the local consumers (``ConsumerRegistry``). ``RouterLink``
+keeps a session joined; start, reconfig and stop go through here.
 """
 
 import uuid
 
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import SubscribeOptions
 from twisted.internet import defer
-from twisted.internet import task
 from twisted.logger import Logger
 from twisted.python import log
 
@@ -23,22 +22,15 @@ from buildbot.util import tuplematch
 from buildbot_mq_ordered import config as mqconfig
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.consumers import ConsumerRegistry
-from buildbot_mq_ordered.follower import Deliver
-from buildbot_mq_ordered.follower import Replay
-from buildbot_mq_ordered.follower import Report
-from buildbot_mq_ordered.follower import RetryLater
 from buildbot_mq_ordered.follower import StreamFollower
 from buildbot_mq_ordered.producer import Producer
-from buildbot_mq_ordered.session import NO_SEQUENCER
 from buildbot_mq_ordered.session import RouterLink
 from buildbot_mq_ordered.session import set_log_level
+from buildbot_mq_ordered.streamreader import NO_SEQUENCER
+from buildbot_mq_ordered.streamreader import StreamReader
+from buildbot_mq_ordered.streamreader import report
 
 stop_log = Logger(namespace='ordered-wamp')
-# seconds between info() calls while joined: the head tells of positions
-# whose events never came, and a router whose sequencer stopped leading is
-# found out even by a master that only consumes
-HEARTBEAT = 5.0
-
 # errors of a call that say the connection went, not that the sequencer refused
 CONNECTION_ERRORS = (ApplicationError.CANCELED, 'wamp.close.transport_lost',
                      NO_SEQUENCER)
@@ -53,16 +45,6 @@ def error_text(error):
     return ' '.join(str(a) for a in error.args) or error.error
 
 
-def report(actions):
-    """Log the Reports among a core's actions, as Buildbot logs."""
-    for a in actions:
-        if isinstance(a, Report):
-            if a.level == 'error':
-                log.err(a.error(a.text))
-            else:
-                log.msg(a.text)
-
-
 class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
 
     def __init__(self):
@@ -72,16 +54,14 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self.producer_id = uuid.uuid4().hex
         self.producer = Producer()
         self.follower = StreamFollower(backoff=self._replay_backoff)
+        self.reader = StreamReader(self.follower, self._deliver, self._later, self._move_on,
+                                   after=self._check_idle)
         self.registry = ConsumerRegistry(self.invokeQref)
         self.link = None
-        # the joined session, once the sequencer's info() placed us in its stream
-        self.session = None
         # (pos, seq) of the message being delivered, while a callback runs
         self.delivery = None
         self.delivered = 0
-        self.foreign_events = 0
         self._flush_scheduled = False
-        self._heartbeat = None        # LoopingCall of info() while joined
         self._ready = False           # startConsuming no longer waits for a join
         self._ready_waiters = []
         self._idle_waiters = []
@@ -94,13 +74,18 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         p, f = self.producer, self.follower
         return {'produced': p.produced, 'rejected': p.rejected, 'batches': p.batches,
                 'outbox_dropped': p.outbox.dropped, 'delivered': self.delivered,
-                'skipped': f.skipped, 'foreign_events': self.foreign_events,
+                'skipped': f.skipped, 'foreign_events': self.reader.foreign_events,
                 'stream_changes': f.stream_changes,
                 'other_stream_events': f.other_stream_events}
 
     @property
     def outbox(self):
         return self.producer.outbox
+
+    @property
+    def session(self):
+        """The joined session, once the sequencer's info() placed us in its stream."""
+        return self.reader.session
 
     @property
     def stream_id(self):
@@ -202,7 +187,8 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                 when=(f"within {timeout}s of shutdown" if self.session is not None
                       else "before shutdown (the router was not joined)"))
         yield self._link_lock.run(self._stop_link_now)
-        self._stop_heartbeat()
+        if self.reader.session is not None:
+            self.reader.leave()
         for call in list(self._timers):
             if call.active():
                 call.cancel()
@@ -280,7 +266,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self._check_idle()
 
     def _submit_failed(self, failure, session):
-        if session is not self.session or self._no_sequencer(failure):
+        if session is not self.session or self.reader.no_sequencer(failure):
             return   # the next join resubmits
         delay = self.options['initial_retry_delay']
         if failure.check(ApplicationError) and failure.value.error not in CONNECTION_ERRORS:
@@ -307,84 +293,20 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
 
     @defer.inlineCallbacks
     def _joined(self, session):
-        yield session.subscribe(self._on_stream, wire.STREAM,
-                                options=SubscribeOptions(details_arg='details'))
-        info = yield session.call(wire.INFO)
-        if self.link is None or self.link.session is not session:
-            return   # left meanwhile
-        self.session = session
-        self._act(self.follower.on_join(info['stream_id'], info['first_pos'], info['head']))
-        if not self._ready:
-            self._become_ready()
-        self._flush()
-        self._heartbeat = task.LoopingCall(self._ask_info, session)
-        self._heartbeat.start(HEARTBEAT, now=False).addErrback(
-            log.err, "ordered-wamp: the heartbeat failed")
+        placed = yield self.reader.join(
+            session, lambda: self.link is not None and self.link.session is session)
+        if placed:
+            if not self._ready:
+                self._become_ready()
+            self._flush()
 
     def _left(self):
-        self.session = None
-        self._stop_heartbeat()
         self.producer.not_sent()
-        self._act(self.follower.on_leave())
+        self.reader.leave()
 
-    def _stop_heartbeat(self):
-        if self._heartbeat is not None and self._heartbeat.running:
-            self._heartbeat.stop()
-        self._heartbeat = None
-
-    def _ask_info(self, session):
-        def answered(info):
-            if session is self.session:
-                self._act(self.follower.on_info(info['stream_id'], info['first_pos'],
-                                                info['head']))
-
-        def failed(f):
-            if session is self.session and not self._no_sequencer(f):
-                log.msg(f"ordered-wamp: info failed ({f.getErrorMessage()})")
-        session.call(wire.INFO).addCallbacks(answered, failed).addErrback(
-            log.err, "ordered-wamp: handling an info answer failed")
-
-    def _no_sequencer(self, failure):
-        """A call found no sequencer on this router (it stopped leading):
-        move on to the next router. True if so."""
-        if failure.check(ApplicationError) and failure.value.error == NO_SEQUENCER:
-            if self.link is not None:
-                self.link.move_on()
-            return True
-        return False
-
-    def _on_stream(self, *args, details=None, **kwargs):
-        if details is None or details.publisher_authrole != wire.SEQUENCER_ROLE:
-            self.foreign_events += 1
-            if self.foreign_events in (1, 10, 100, 1000, 10000):
-                log.msg("ordered-wamp: ignored a stream event not published by the sequencer "
-                        f"({self.foreign_events} so far)")
-            return
-        if len(args) != 2 or kwargs:
-            log.msg("ordered-wamp: ignored a malformed stream event")
-            return
-        self._act(self.follower.on_event(*args))
-
-    def _act(self, actions):
-        """Carry out what the follower decided, in its order."""
-        for a in actions:
-            if isinstance(a, Deliver):
-                self._deliver(a.entries)
-            elif isinstance(a, Replay):
-                self._replay(a)
-            elif isinstance(a, RetryLater):
-                self._later(a.delay, lambda: self._act(self.follower.retry()))
-            else:
-                report([a])
-        self._check_idle()
-
-    def _replay(self, action):
-        d = self.session.call(wire.REPLAY, action.first, action.count)
-        d.addCallbacks(
-            lambda answer: self._act(self.follower.on_replay(action.token, answer)),
-            lambda f: self._no_sequencer(f) or self._act(
-                self.follower.on_replay_failed(action.token, f.getErrorMessage())))
-        d.addErrback(log.err, "ordered-wamp: handling a replay answer failed")
+    def _move_on(self):
+        if self.link is not None:
+            self.link.move_on()
 
     def _replay_backoff(self, failures):
         opts = self.options

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from txaio.interfaces import log_levels
 
 from buildbot_mq_ordered import nodelay
+from buildbot_mq_ordered.streamreader import NO_SEQUENCER
 
 log = Logger(namespace='ordered-wamp')
 
@@ -67,9 +68,6 @@ HINTS = {
         "define: check the router's configuration",
 }
 REFUSED = tuple(HINTS)
-# what a call to a procedure nobody registered raises: a router without a
-# leading sequencer
-NO_SEQUENCER = 'wamp.error.no_such_procedure'
 
 # a connection attempt under way when the master stops ends within this
 STOP_TIMEOUT = 15
