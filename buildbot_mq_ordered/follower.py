@@ -33,11 +33,18 @@ def _backoff_1s(failures):
     return min(2.0 ** (failures - 1), 60.0)
 
 
+def after_head(first_pos, head):
+    """A master delivers what is produced after it joined."""
+    return head + 1
+
+
 class StreamFollower:
 
-    def __init__(self, capacity=10000, backoff=_backoff_1s):
+    def __init__(self, capacity=10000, backoff=_backoff_1s, start=after_head):
         # backoff(n): seconds before retrying after the n-th failed replay in a row
         self.backoff = backoff
+        # start(first_pos, head): the first position to deliver, at the first join
+        self.start = start
         self.buffer = ReorderBuffer(capacity)
         # the journal whose positions this master follows (None: never joined)
         self.stream_id = None
@@ -163,7 +170,8 @@ class StreamFollower:
         out = []
         if not buf.started:
             self.stream_id = stream_id
-            out += self._deliver(buf.start(head + 1))
+            out += self._deliver(buf.start(self.start(first_pos, head)))
+            buf.saw(head)
         elif stream_id != self.stream_id:
             out += self._new_stream(stream_id, first_pos, head)
         elif head < buf.next_pos - 1:

@@ -212,6 +212,14 @@ class Decisions(unittest.TestCase):
         self.assertEqual(f.next_pos, 11)
         self.assertEqual(delivered(f.on_event('s1', [entry(11)])), [11])
 
+    def test_a_chosen_start_replays_from_there(self):
+        # the tail command: --from POS, --last N
+        f = StreamFollower(start=lambda first_pos, head: max(head - 1, first_pos))
+        (replay,) = of(Replay, f.on_join('s1', 1, 10))
+        self.assertEqual((replay.first, replay.count), (9, 2))
+        self.assertEqual(delivered(f.on_replay(replay.token, ['s1', 1, 10, [entry(9), entry(10)]])),
+                         [9, 10])
+
     def test_a_hole_asks_one_replay_and_the_answer_fills_it(self):
         f = self.joined()
         actions = f.on_event('s1', [entry(3)])
