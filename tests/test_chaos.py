@@ -14,8 +14,8 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.cli.processes import NodeProcess
-from buildbot_mq_ordered.cli.processes import run_nodes
+from buildbot_mq_ordered.load.nodes import NodeProcess
+from buildbot_mq_ordered.load.nodes import run_nodes
 from tests.router import Router
 from tests.router import shared_router
 from tests.tcpproxy import CuttableProxy

@@ -7,8 +7,8 @@ import tempfile
 
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.cli.processes import NodeProcess
-from buildbot_mq_ordered.cli.processes import run_nodes
+from buildbot_mq_ordered.load.nodes import NodeProcess
+from buildbot_mq_ordered.load.nodes import run_nodes
 from tests.router import shared_router
 
 MASTERS = 3

@@ -25,13 +25,13 @@ import statistics
 import sys
 import time
 
-from buildbot_mq_ordered.cli.processes import NodeProcess
-from buildbot_mq_ordered.cli.processes import Router
-from buildbot_mq_ordered.cli.processes import run_nodes
-from buildbot_mq_ordered.cli.processes import require_crossbar
-from buildbot_mq_ordered.cli.processes import run_guarded
-from buildbot_mq_ordered.cli.processes import say
-from buildbot_mq_ordered.cli.processes import terminate
+from buildbot_mq_ordered.load.driver import require_crossbar
+from buildbot_mq_ordered.load.driver import run_guarded
+from buildbot_mq_ordered.load.driver import say
+from buildbot_mq_ordered.load.nodes import NodeProcess
+from buildbot_mq_ordered.load.nodes import run_nodes
+from buildbot_mq_ordered.load.processes import Router
+from buildbot_mq_ordered.load.processes import terminate
 
 ORDERED = 'ordered-wamp'
 STOCK = 'wamp'
@@ -373,8 +373,8 @@ class Bench:
 
 
 def measure(mq, rate, rep, nodes, results, router_peak, error):
-    from buildbot_mq_ordered.cli.loadnode import hist_percentile
-    from buildbot_mq_ordered.cli.loadnode import merge_hists
+    from buildbot_mq_ordered.load.loadnode import hist_percentile
+    from buildbot_mq_ordered.load.loadnode import merge_hists
     good = [r for r in results if r is not None]
     produced = {n.name: (r['produced'] if r else (n.produced_final or n.progress[1]))
                 for n, r in zip(nodes, results)}

@@ -16,13 +16,13 @@ Ctrl-C and on SIGTERM.
 import os
 import time
 
-from buildbot_mq_ordered.cli.processes import NodeProcess
-from buildbot_mq_ordered.cli.processes import Router
-from buildbot_mq_ordered.cli.processes import run_nodes
-from buildbot_mq_ordered.cli.processes import require_crossbar
-from buildbot_mq_ordered.cli.processes import run_guarded
-from buildbot_mq_ordered.cli.processes import say
-from buildbot_mq_ordered.cli.processes import terminate
+from buildbot_mq_ordered.load.driver import require_crossbar
+from buildbot_mq_ordered.load.driver import run_guarded
+from buildbot_mq_ordered.load.driver import say
+from buildbot_mq_ordered.load.nodes import NodeProcess
+from buildbot_mq_ordered.load.nodes import run_nodes
+from buildbot_mq_ordered.load.processes import Router
+from buildbot_mq_ordered.load.processes import terminate
 
 
 def add_parser(sub):
@@ -184,7 +184,7 @@ class Report:
 
 
 def verify(nodes, results, args):
-    from buildbot_mq_ordered.cli.loadnode import routing_key
+    from buildbot_mq_ordered.load.loadnode import routing_key
     rep = Report()
     produced = {}
     for n, r in zip(nodes, results):
