@@ -28,10 +28,14 @@ import time
 from buildbot_mq_ordered.load.driver import require_crossbar
 from buildbot_mq_ordered.load.driver import run_guarded
 from buildbot_mq_ordered.load.driver import say
+from buildbot_mq_ordered.load.latency import hist_percentile
+from buildbot_mq_ordered.load.latency import merge_hists
 from buildbot_mq_ordered.load.nodes import NodeProcess
+from buildbot_mq_ordered.load.nodes import produced_counts
 from buildbot_mq_ordered.load.nodes import run_nodes
 from buildbot_mq_ordered.load.processes import Router
 from buildbot_mq_ordered.load.processes import terminate
+from buildbot_mq_ordered.load.verify import check_summaries
 
 ORDERED = 'ordered-wamp'
 STOCK = 'wamp'
@@ -373,24 +377,16 @@ class Bench:
 
 
 def measure(mq, rate, rep, nodes, results, router_peak, error):
-    from buildbot_mq_ordered.load.loadnode import hist_percentile
-    from buildbot_mq_ordered.load.loadnode import merge_hists
     good = [r for r in results if r is not None]
-    produced = {n.name: (r['produced'] if r else (n.produced_final or n.progress[1]))
-                for n, r in zip(nodes, results)}
-    total = sum(produced.values())
-    throughputs, lost, dups = [], 0, 0
+    produced = produced_counts(nodes, results)
+    throughputs = []
     for r in good:
-        s = r['summary']
         elapsed = (r['last_at'] or 0) - (r['started_at'] or 0)
         if elapsed > 0:
-            throughputs.append(s['delivered'] / elapsed)
-        lost += sum(produced[p] - s['unique'].get(p, 0) for p in produced)
-        dups += s['duplicates']
-    lost += total * (len(results) - len(good))
+            throughputs.append(r['summary']['delivered'] / elapsed)
     hist = merge_hists(r['summary']['latency_hist'] for r in good)
-    digests = {r['summary']['digest'] for r in good}
-    complete = len(good) == len(results) and all(r['complete'] for r in good)
+    verdict = check_summaries(produced, results)
+    lost, dups, complete = verdict['lost'], verdict['duplicated'], verdict['complete']
     problem = error
     if problem is None and not complete:
         missing = [n.name for n, r in zip(nodes, results) if r is None]
@@ -399,7 +395,7 @@ def measure(mq, rate, rep, nodes, results, router_peak, error):
     return {
         'mq': mq, 'rate': rate, 'repeat': rep,
         'offered': None if rate == FLAT_OUT else rate,
-        'produced': total, 'masters': len(nodes),
+        'produced': sum(produced.values()), 'masters': len(nodes),
         'delivered': [r['summary']['delivered'] for r in good],
         'throughput': statistics.mean(throughputs) if throughputs else None,
         'throughput_min': min(throughputs) if throughputs else None,
@@ -409,8 +405,7 @@ def measure(mq, rate, rep, nodes, results, router_peak, error):
         'master_rss_mb': max((r['max_rss_kb'] / 1024 for r in good), default=None),
         'router_rss_mb': router_peak / 2 ** 20 if router_peak else None,
         'lost': lost, 'duplicated': dups,
-        'same_order': len(digests) == 1 and complete,
-        'out_of_order': sum(r['summary']['out_of_order'] for r in good),
+        'same_order': verdict['same_order'], 'out_of_order': verdict['out_of_order'],
         'complete': complete, 'ok': complete and not lost and not dups and not error,
         'problem': problem,
     }

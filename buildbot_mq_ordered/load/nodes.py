@@ -168,3 +168,10 @@ def run_nodes(nodes, timeout, on_tick=None, tick=0.5, on_go=None):
         except subprocess.TimeoutExpired:
             n.stop()
     return [n.result() if os.path.exists(n.out) else None for n in nodes]
+
+
+def produced_counts(nodes, results):
+    """{node name: messages it produced}: from its result, or, where it wrote
+    none, what it last reported."""
+    return {n.name: r['produced'] if r is not None else (n.produced_final or n.progress[1])
+            for n, r in zip(nodes, results)}
