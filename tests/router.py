@@ -4,7 +4,7 @@ import atexit
 import os
 import tempfile
 
-from buildbot_mq_ordered.cli.processes import Router
+from buildbot_mq_ordered.load.processes import Router
 from tests.tlsutil import make_test_ca
 
 _shared = None

@@ -21,8 +21,8 @@ import tempfile
 import buildbot
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.cli.processes import Router
-from buildbot_mq_ordered.cli.processes import terminate
+from buildbot_mq_ordered.load.processes import Router
+from buildbot_mq_ordered.load.processes import terminate
 
 # each run took about a minute on a 2-core machine; a hung test ends at
 # trial's own 60 s timeout, so this bound is never the normal way out

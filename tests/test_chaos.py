@@ -14,12 +14,13 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.cli.processes import NodeProcess
-from buildbot_mq_ordered.cli.processes import run_nodes
+from buildbot_mq_ordered.load.nodes import NodeProcess
+from buildbot_mq_ordered.load.nodes import run_nodes
 from tests.router import Router
 from tests.router import shared_router
 from tests.tcpproxy import CuttableProxy
 from tests.util import Collector
+from tests.util import assert_delivered_once_in_one_order
 from tests.util import start_master
 from tests.util import until
 from tests.util import with_timeout
@@ -46,24 +47,7 @@ def report(name, **figures):
             f.write(line + '\n')
 
 
-class StreamChecks:
-    def assert_identical_exactly_once(self, results, masters, per_master):
-        for r in results:
-            self.assertIsNotNone(r, "a node wrote no result")
-        expected = {(f'm{i}', j) for i in range(masters) for j in range(per_master)}
-        first = [tuple(x) for x in results[0]['delivered']]
-        for r in results:
-            delivered = [tuple(x) for x in r['delivered']]
-            self.assertEqual(len(set(delivered)), len(delivered), f"{r['name']}: duplicates")
-            self.assertEqual(set(delivered), expected, f"{r['name']}: lost messages")
-            self.assertEqual(delivered, first, f"{r['name']}: order differs")
-            pos = r['positions']
-            self.assertEqual(pos, list(range(pos[0], pos[0] + len(pos))))
-        for i in range(masters):
-            self.assertEqual([j for p, j in first if p == f'm{i}'], list(range(per_master)))
-
-
-class RouterKilled(StreamChecks, unittest.TestCase):
+class RouterKilled(unittest.TestCase):
     timeout = 400
 
     def test_sigkill_and_restart_mid_stream(self):
@@ -92,18 +76,16 @@ class RouterKilled(StreamChecks, unittest.TestCase):
             for n in nodes:
                 n.stop()
         self.assertIn('kill', t, "the router was never killed")
-        self.assert_identical_exactly_once(results, masters, per_master)
-        total = masters * per_master
-        report('router-sigkill', messages=total,
-               lost=sum(total - len(set(map(tuple, r['delivered']))) for r in results),
-               duplicated=sum(len(r['delivered']) - len(set(map(tuple, r['delivered'])))
-                              for r in results),
+        verdict = assert_delivered_once_in_one_order(self, nodes, results, per_master)
+        report('router-sigkill', messages=masters * per_master,
+               lost=sum(m.lost for m in verdict.masters),
+               duplicated=sum(m.duplicated for m in verdict.masters),
                router_down_s=round(t['ready'] - t['kill'], 2),
                all_delivered_after_ready_s=round(t['done'] - t['ready'], 2),
                max_latency_s=round(max(max(r['latencies']) for r in results), 2))
 
 
-class NetworkCut(StreamChecks, unittest.TestCase):
+class NetworkCut(unittest.TestCase):
     timeout = 300
 
     def test_one_master_cut_for_two_seconds(self):
@@ -134,7 +116,7 @@ class NetworkCut(StreamChecks, unittest.TestCase):
             for n in nodes:
                 n.stop()
         self.assertIn('restore', t, "the connection was never cut and restored")
-        self.assert_identical_exactly_once(results, masters, per_master)
+        assert_delivered_once_in_one_order(self, nodes, results, per_master)
         report('network-cut', messages=masters * per_master,
                cut_s=round(t['restore'] - t['cut'], 2),
                max_latency_cut_master_s=round(max(results[0]['latencies']), 2),

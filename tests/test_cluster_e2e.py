@@ -27,7 +27,7 @@ import uuid
 
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.cli.processes import free_port
+from buildbot_mq_ordered.load.processes import free_port
 from tests.router import Router
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,9 +7,10 @@ import tempfile
 
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.cli.processes import NodeProcess
-from buildbot_mq_ordered.cli.processes import run_nodes
+from buildbot_mq_ordered.load.nodes import NodeProcess
+from buildbot_mq_ordered.load.nodes import run_nodes
 from tests.router import shared_router
+from tests.util import assert_delivered_once_in_one_order
 
 MASTERS = 3
 PER_MASTER = 1200
@@ -30,19 +31,4 @@ class ThreeMasters(unittest.TestCase):
         finally:
             for n in nodes:
                 n.stop()
-        for n, r in zip(nodes, results):
-            self.assertIsNotNone(r, f"{n.name} wrote no result; see {n.log_path}")
-        expected = {(f'm{i}', j) for i in range(MASTERS) for j in range(PER_MASTER)}
-        first = [tuple(x) for x in results[0]['delivered']]
-        for r in results:
-            delivered = [tuple(x) for x in r['delivered']]
-            self.assertEqual(len(delivered), MASTERS * PER_MASTER, r['name'])
-            self.assertEqual(len(set(delivered)), len(delivered), "duplicates")
-            self.assertEqual(set(delivered), expected, "lost or foreign messages")
-            self.assertEqual(delivered, first, "masters disagree on the order")
-            positions = r['positions']
-            self.assertEqual(positions, list(range(positions[0], positions[0] + len(positions))))
-        # each producer's own messages keep their produce order everywhere
-        for i in range(MASTERS):
-            mine = [j for p, j in first if p == f'm{i}']
-            self.assertEqual(mine, list(range(PER_MASTER)))
+        assert_delivered_once_in_one_order(self, nodes, results, PER_MASTER)

@@ -13,8 +13,8 @@ import time
 
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.cli.processes import Router
-from buildbot_mq_ordered.cli.processes import free_port
+from buildbot_mq_ordered.load.processes import Router
+from buildbot_mq_ordered.load.processes import free_port
 
 BIN = os.path.dirname(sys.executable)
 BUILDBOT = os.path.join(BIN, 'buildbot')

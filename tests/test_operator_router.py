@@ -15,7 +15,7 @@ import time
 import psutil
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.cli.processes import free_port
+from buildbot_mq_ordered.load.processes import free_port
 
 CLI = [sys.executable, '-m', 'buildbot_mq_ordered.cli', 'router']
 START_TIMEOUT = 60

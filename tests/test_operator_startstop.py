@@ -9,8 +9,8 @@ import tempfile
 
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.cli.processes import Router
-from buildbot_mq_ordered.cli.processes import free_port
+from buildbot_mq_ordered.load.processes import Router
+from buildbot_mq_ordered.load.processes import free_port
 from tests.test_operator_master import BUILDBOT
 from tests.test_operator_master import MasterDir
 from tests.test_operator_master import read

@@ -19,7 +19,7 @@ from twisted.trial import unittest
 
 from buildbot_mq_ordered import sequencer
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.cli.processes import tree_rss
+from buildbot_mq_ordered.load.processes import tree_rss
 from tests.router import Router
 from tests.test_chaos import report
 from tests.util import Collector

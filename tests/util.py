@@ -5,6 +5,7 @@ from twisted.application import service as ts
 from twisted.internet import defer
 from twisted.internet import reactor
 
+from buildbot_mq_ordered.load.verify import check_records
 from buildbot_mq_ordered.mq import OrderedWampMQ
 
 TIMEOUT = 30
@@ -137,3 +138,15 @@ def until(predicate, interval=0.02):
             reactor.callLater(interval, check)
     check()
     return d
+
+
+def assert_delivered_once_in_one_order(testcase, nodes, results, per_master):
+    """Load nodes that each produced ``per_master`` messages: every one of
+    them wrote a result, delivered every message once, all in one order, at
+    consecutive positions, each producer's in produce order. Returns the
+    verdict (``load/verify.py``)."""
+    verdict = check_records({n.name: per_master for n in nodes},
+                            {n.name: r for n, r in zip(nodes, results)},
+                            logs={n.name: n.log_path for n in nodes})
+    testcase.assertEqual(verdict.problems, [])
+    return verdict

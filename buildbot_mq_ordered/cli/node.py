@@ -49,7 +49,7 @@ def add_parser(sub):
 def run(args):
     from twisted.internet import reactor
     from twisted.python import log
-    from buildbot_mq_ordered.cli.loadnode import LoadNode
+    from buildbot_mq_ordered.load.loadnode import LoadNode
     log.startLogging(sys.stderr, setStdout=False)
     node = LoadNode(args, reactor)
     reactor.callWhenRunning(node.start)

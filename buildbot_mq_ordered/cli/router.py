@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 
-from buildbot_mq_ordered.cli.processes import _die_with_parent
+from buildbot_mq_ordered.load.processes import _die_with_parent
 from buildbot_mq_ordered.routerconfig import SECRET_ENV
 from buildbot_mq_ordered.routerconfig import node_config
 from buildbot_mq_ordered.routerconfig import parse_secret_file

@@ -1,4 +1,5 @@
-"""The load node's logic (see ``cli/node.py``): produce, consume, record.
+"""The load node (its process: ``cli/node.py``): a stand-in master that
+produces, consumes and records.
 
 Production modes:
 
@@ -8,15 +9,13 @@ Production modes:
   own messages in flight (produced, not yet delivered back here), so the
   node measures what the MQ sustains instead of flooding buffers.
 
-What it delivered is summarised in constant memory (per producer a bitmap
-of indexes seen, a latency histogram, a running digest of the delivery
-order); with ``--record`` (the default) the full lists are written too.
+What it delivered is summarised in constant memory (a ``DeliveryTally``,
+see ``load/verify.py``, and a latency histogram); with ``--record`` (the
+default) the full lists are written too.
 """
 
 import gc
-import hashlib
 import json
-import math
 import os
 import time
 import zlib
@@ -29,16 +28,14 @@ from twisted.protocols import basic
 from twisted.python import log
 
 import buildbot_mq_ordered  # noqa: F401  (registers ordered-wamp)
+from buildbot_mq_ordered.load.latency import hist_percentile
+from buildbot_mq_ordered.load.latency import lat_bucket
+from buildbot_mq_ordered.load.verify import DeliveryTally
 
 # flat out: produce at most this many per reactor turn
 CHUNK = 200
 PROGRESS_EVERY = 0.5
 TICK = 0.01
-DIGEST_CHUNK = 4096
-
-# latency histogram: bucket i holds latencies around LAT_MIN * exp(i / LAT_STEPS)
-LAT_MIN = 1e-5
-LAT_STEPS = 40      # 2.5 % resolution
 
 
 def routing_key(name, i, shared_keys=10, distinct_keys=0, index=0, nodes=1):
@@ -55,38 +52,6 @@ def routing_key(name, i, shared_keys=10, distinct_keys=0, index=0, nodes=1):
     if shared_keys and i % 2 == 0:
         return ('load', 'shared-%d' % ((i // 2) % shared_keys), 'any')
     return ('load', 'private', name)
-
-
-def lat_bucket(seconds):
-    if seconds <= LAT_MIN:
-        return 0
-    return int(math.log(seconds / LAT_MIN) * LAT_STEPS)
-
-
-def bucket_value(b):
-    return LAT_MIN * math.exp((b + 0.5) / LAT_STEPS)
-
-
-def hist_percentile(hist, q):
-    """Latency (seconds) at quantile q of a {bucket: count} histogram."""
-    total = sum(hist.values())
-    if not total:
-        return None
-    need = q * total
-    seen = 0
-    for b in sorted(hist):
-        seen += hist[b]
-        if seen >= need:
-            return bucket_value(b)
-    return bucket_value(max(hist))
-
-
-def merge_hists(hists):
-    out = {}
-    for h in hists:
-        for b, n in h.items():
-            out[int(b)] = out.get(int(b), 0) + n
-    return out
 
 
 class _Config:
@@ -133,16 +98,10 @@ class LoadNode:
         self.last_at = None
         self._done = False
         self._going = False
-        self._seen = {}          # producer -> bytearray bitmap of indexes
-        self._unique = {}        # producer -> distinct indexes delivered
-        self._dups = 0
-        self._out_of_order = 0
-        self._next = {}          # producer -> next index expected
+        self._tally = DeliveryTally()
         self._hist = {}
         self._lat_max = 0.0
         self._lat_sum = 0.0
-        self._digest = hashlib.blake2b(digest_size=16)
-        self._order = []         # (producer, index) not yet folded into the digest
         self._payload = 'x' * max(0, args.payload)
         self._ticker = None
 
@@ -303,28 +262,7 @@ class LoadNode:
         self.last_at = now
         if p == self.args.name:
             self.own_delivered += 1
-        # exactly-once bookkeeping in constant memory per message
-        seen = self._seen.get(p)
-        if seen is None:
-            seen = self._seen[p] = bytearray()
-            self._unique[p] = 0
-            self._next[p] = 0
-        byte, bit = divmod(i, 8)
-        if byte >= len(seen):
-            seen.extend(bytes(max(byte + 1 - len(seen), len(seen))))
-        if seen[byte] & (1 << bit):
-            self._dups += 1
-        else:
-            seen[byte] |= 1 << bit
-            self._unique[p] += 1
-        if i != self._next[p]:
-            self._out_of_order += 1
-        self._next[p] = max(self._next[p], i + 1)
-        order = self._order
-        order.append(p)
-        order.append(i)
-        if len(order) >= DIGEST_CHUNK:
-            self._fold_digest()
+        self._tally.add(p, i)
         b = lat_bucket(lat)
         self._hist[b] = self._hist.get(b, 0) + 1
         self._lat_sum += lat
@@ -360,21 +298,11 @@ class LoadNode:
                 self.reactor.stop()
 
     # -- finish ------------------------------------------------------------
-    def _fold_digest(self):
-        # the delivery order, hashed in chunks: constant memory, little per message
-        if self._order:
-            self._digest.update(repr(self._order).encode())
-            self._order = []
-
     def summary(self):
-        self._fold_digest()
         n = self.n_delivered
         return {
             'delivered': n,
-            'unique': dict(self._unique),
-            'duplicates': self._dups,
-            'out_of_order': self._out_of_order,
-            'digest': self._digest.hexdigest(),
+            **self._tally.summary(),
             'latency_hist': {str(b): c for b, c in self._hist.items()},
             'latency_p50': hist_percentile(self._hist, 0.50),
             'latency_p99': hist_percentile(self._hist, 0.99),
