@@ -419,4 +419,3 @@ class Cluster(unittest.TestCase):
                 text = f.read()
             at = text.find('Traceback')
             self.assertEqual(at, -1, f"{name} {path}:\n{text[max(0, at - 2000):at + 12000]}")
-

@@ -11,6 +11,7 @@ from tests.util import Collector
 from tests.util import start_master
 from tests.util import with_timeout
 
+
 class Contract(unittest.TestCase):
     timeout = 120
 

@@ -251,4 +251,3 @@ class StopsInEveryState(unittest.TestCase):
                       [t for t in logs.texts() if 'waiting for' in t][0])
         took = yield timed_stop(self, mq)
         self.assertLess(took, PROMPT)
-

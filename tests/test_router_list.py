@@ -5,7 +5,7 @@ routers on one PostgreSQL journal is tested in tests/test_failover.py)."""
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.cli.processes import free_port
+from buildbot_mq_ordered.load.processes import free_port
 from tests.router import shared_router
 from tests.test_operator_session import LogEvents
 from tests.util import Collector

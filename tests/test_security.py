@@ -25,6 +25,7 @@ from tests.util import start_master
 from tests.util import until
 from tests.util import with_timeout
 
+
 def _client(router, main, authentication=None):
     """A plain autobahn client (not a master) running main(reactor, session)."""
     comp = Component(transports=[{'url': router.url, 'serializers': ['json'],

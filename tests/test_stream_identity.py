@@ -21,7 +21,6 @@ from tests.router import Router
 from tests.tcpproxy import CuttableProxy
 from tests.util import Collector
 from tests.util import start_master
-from tests.util import with_timeout
 
 OLD = 30   # messages on the old stream: the away masters' position
 

@@ -55,4 +55,3 @@ def run(args):
     reactor.callWhenRunning(node.start)
     reactor.run()
     return node.exit_code
-
