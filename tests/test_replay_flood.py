@@ -74,7 +74,7 @@ class ReplayFlood(unittest.TestCase):
             yield defer.DeferredList([one() for _ in range(CALLS)])
 
         clients = [Component(transports=[{'url': router.url, 'serializers': ['msgpack'],
-                                           'max_retries': 0}],
+                                          'max_retries': 0}],
                              realm=router.realm, main=flood) for _ in range(SESSIONS)]
         started = time.monotonic()
         flooding = [c.start(reactor) for c in clients]
