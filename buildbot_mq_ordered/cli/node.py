@@ -17,7 +17,8 @@ import sys
 
 def add_parser(sub):
     p = sub.add_parser('node', help="(internal) one load-generating master process")
-    p.add_argument('--router-url', required=True)
+    p.add_argument('--router-url', required=True,
+                   help="the router's URL; ordered-wamp: several, comma-separated")
     p.add_argument('--realm', default='buildbot')
     p.add_argument('--mq', default='ordered-wamp', choices=['ordered-wamp', 'wamp'])
     p.add_argument('--name', required=True)

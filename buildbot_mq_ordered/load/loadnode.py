@@ -142,7 +142,9 @@ class LoadNode:
         if a.mq == 'ordered-wamp':
             from buildbot_mq_ordered.mq import OrderedWampMQ
             mq = OrderedWampMQ()
-            cfg = _Config({'type': 'ordered-wamp', 'router_url': a.router_url,
+            urls = a.router_url.split(',')
+            cfg = _Config({'type': 'ordered-wamp',
+                           'router_url': urls[0] if len(urls) == 1 else urls,
                            'realm': a.realm, 'initial_retry_delay': 0.2,
                            'max_retry_delay': 2.0, 'shutdown_timeout': 30})
             yield mq.setServiceParent(self.parent)

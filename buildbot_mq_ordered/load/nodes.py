@@ -32,7 +32,8 @@ class NodeProcess:
         self.ready = False
         self.done = False
         argv = [sys.executable, '-m', 'buildbot_mq_ordered.cli', 'node',
-                '--router-url', router_url, '--realm', realm, '--mq', mq,
+                '--router-url', router_url if isinstance(router_url, str)
+                else ','.join(router_url), '--realm', realm, '--mq', mq,
                 '--name', name, '--messages', str(messages),
                 '--expect', str(expect if expect is not None else messages),
                 '--rate', str(rate), '--payload', str(payload),
