@@ -6,6 +6,7 @@ from twisted.trial import unittest
 
 from buildbot_mq_ordered.load.benchfigures import FLAT_OUT
 from buildbot_mq_ordered.load.benchfigures import measure
+from buildbot_mq_ordered.load.benchfigures import all_ratios
 from buildbot_mq_ordered.load.benchfigures import ratios
 from buildbot_mq_ordered.load.benchfigures import table
 from buildbot_mq_ordered.load.benchreport import describe
@@ -103,13 +104,21 @@ class TableAndRatios(unittest.TestCase):
     def test_no_ratios_with_one_mq(self):
         self.assertEqual(ratios(runs(), [200.0], ['ordered-wamp']), {})
 
+    def test_every_ordered_mq_over_stock(self):
+        # ordered-wamp on SQLite and on PostgreSQL, each against wamp
+        pg = [dict(r, mq='ordered-wamp-pg') for r in runs() if r['mq'] == 'ordered-wamp']
+        all_runs = runs() + pg
+        x = all_ratios(all_runs, [200.0], ['ordered-wamp', 'ordered-wamp-pg', 'wamp'])
+        self.assertEqual(sorted(x), ['ordered-wamp', 'ordered-wamp-pg'])
+        self.assertEqual(x['ordered-wamp-pg']['throughput'], {'200.0': 2.0})
+
 
 class Report(unittest.TestCase):
 
     def test_the_table_and_the_ratios(self):
         rates, mqs = [200.0, FLAT_OUT], ['ordered-wamp', 'wamp']
         all_runs = runs()
-        lines = report(table(all_runs, rates, mqs), ratios(all_runs, rates, mqs), all_runs,
+        lines = report(table(all_runs, rates, mqs), all_ratios(all_runs, rates, mqs), all_runs,
                        rates, 2, {'ordered-wamp': 200 * 2 ** 20, 'wamp': 100 * 2 ** 20})
         self.assertEqual(lines[0], "results (medians over 2 runs per MQ and rate; msg/s = "
                                    "messages/s each master delivered; latency = produce "
@@ -138,6 +147,6 @@ class Report(unittest.TestCase):
     def test_a_run_in_a_line(self):
         self.assertEqual(
             describe(dict(run(), router_idle_rss_mb=250.0)),
-            "ordered-wamp      200/s: 2 msg/s per master, latency p50 10.0 p99 10.0 "
+            "ordered-wamp         200/s: 2 msg/s per master, latency p50 10.0 p99 10.0 "
             "max 10.0 ms, RSS master 80 MB router 300 MB (idle 250), lost 0, dup 0, "
             "order same")

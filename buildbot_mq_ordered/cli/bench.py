@@ -21,6 +21,7 @@ import json
 
 from buildbot_mq_ordered.load.benchfigures import FLAT_OUT
 from buildbot_mq_ordered.load.benchfigures import ORDERED
+from buildbot_mq_ordered.load.benchfigures import ORDERED_PG
 from buildbot_mq_ordered.load.benchfigures import STOCK
 from buildbot_mq_ordered.load.benchplot import plot
 from buildbot_mq_ordered.load.benchrun import Bench
@@ -56,8 +57,13 @@ def add_parser(sub):
                    help="seconds of an unreported run per MQ before the first one, so "
                         "that no figure includes a router's first connections "
                         "(default: 2; 0: none)")
-    p.add_argument('--mq', default=f'{ORDERED},{STOCK}',
-                   help=f"MQs to run (default: {ORDERED},{STOCK})")
+    p.add_argument('--mq', default=None,
+                   help=f"MQs to run: {ORDERED}, {ORDERED_PG}, {STOCK} (default: "
+                        f"{ORDERED},{STOCK}, and {ORDERED_PG} with --postgresql)")
+    p.add_argument('--postgresql', metavar='URL',
+                   help=f"{ORDERED_PG}'s journal: postgresql://USER@HOST[:PORT]/DB, a "
+                        "database the bench may write (tables are created on first use; "
+                        "the password from PGPASSWORD or ~/.pgpass)")
     p.add_argument('--json', metavar='FILE', help="write the figures as JSON")
     p.add_argument('--plot', metavar='FILE.png',
                    help="plot latency against offered rate (needs matplotlib)")
@@ -90,9 +96,12 @@ def check_args(args):
         raise SystemExit("--masters, --repeat, --duration and --window must be positive")
     if args.messages is not None and args.messages < 1:
         raise SystemExit("--messages must be positive")
-    mqs = [m.strip() for m in args.mq.split(',') if m.strip()]
-    if not mqs or any(m not in (ORDERED, STOCK) for m in mqs):
-        raise SystemExit(f"--mq: choose from {ORDERED}, {STOCK}")
+    default = [ORDERED, ORDERED_PG, STOCK] if args.postgresql else [ORDERED, STOCK]
+    mqs = [m.strip() for m in args.mq.split(',') if m.strip()] if args.mq else default
+    if not mqs or any(m not in (ORDERED, ORDERED_PG, STOCK) for m in mqs):
+        raise SystemExit(f"--mq: choose from {ORDERED}, {ORDERED_PG}, {STOCK}")
+    if ORDERED_PG in mqs and not args.postgresql:
+        raise SystemExit(f"--mq {ORDERED_PG} needs --postgresql URL")
     if args.plot:
         try:
             import matplotlib  # noqa: F401

@@ -9,6 +9,8 @@ from buildbot_mq_ordered.load.latency import merge_hists
 from buildbot_mq_ordered.load.verify import check_summaries
 
 ORDERED = 'ordered-wamp'
+# ordered-wamp with its journal on PostgreSQL (router --journal postgresql://...)
+ORDERED_PG = 'ordered-wamp-pg'
 STOCK = 'wamp'
 FLAT_OUT = 'max'
 
@@ -72,15 +74,21 @@ def table(runs, rates, mqs):
     return rows
 
 
-def ratios(runs, rates, mqs):
-    """ordered-wamp / wamp: throughput and latency per rate (from the
-    medians), peak RSS of a master and of the router (over all runs)."""
-    if ORDERED not in mqs or STOCK not in mqs:
+def all_ratios(runs, rates, mqs):
+    """{mq: its ratios to wamp} for every other MQ that ran."""
+    return {mq: ratios(runs, rates, mqs, mq) for mq in mqs
+            if mq != STOCK and STOCK in mqs}
+
+
+def ratios(runs, rates, mqs, mq=ORDERED):
+    """mq / wamp: throughput and latency per rate (from the medians), peak
+    RSS of a master and of the router (over all runs)."""
+    if mq not in mqs or STOCK not in mqs:
         return {}
     by = {(r['mq'], r['rate']): r for r in table(runs, rates, mqs)}
 
     def ratio(k, rate):
-        o, s = by.get((ORDERED, rate)), by.get((STOCK, rate))
+        o, s = by.get((mq, rate)), by.get((STOCK, rate))
         if not o or not s or not o[k] or not s[k]:
             return None
         return o[k] / s[k]
@@ -95,7 +103,7 @@ def ratios(runs, rates, mqs):
         out['throughput'][str(top)]
 
     def peak(k):
-        o = [r[k] for r in runs if r['mq'] == ORDERED and r[k]]
+        o = [r[k] for r in runs if r['mq'] == mq and r[k]]
         s = [r[k] for r in runs if r['mq'] == STOCK and r[k]]
         return max(o) / max(s) if o and s else None
     out['master_rss'] = peak('master_rss_mb')

@@ -3,6 +3,7 @@ out ended (needs matplotlib, ``buildbot-mq-ordered[bench]``)."""
 
 from buildbot_mq_ordered.load.benchfigures import FLAT_OUT
 from buildbot_mq_ordered.load.benchfigures import ORDERED
+from buildbot_mq_ordered.load.benchfigures import ORDERED_PG
 from buildbot_mq_ordered.load.benchfigures import STOCK
 
 
@@ -11,7 +12,7 @@ def plot(rows, mqs, title, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    colors = {ORDERED: 'tab:blue', STOCK: 'tab:orange'}
+    colors = {ORDERED: 'tab:blue', ORDERED_PG: 'tab:green', STOCK: 'tab:orange'}
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=90)
     for mq in mqs:
         mine = [r for r in rows if r['mq'] == mq]

@@ -2,7 +2,6 @@
 medians and the ratios (figures from ``load/benchfigures.py``)."""
 
 from buildbot_mq_ordered.load.benchfigures import FLAT_OUT
-from buildbot_mq_ordered.load.benchfigures import ORDERED
 from buildbot_mq_ordered.load.benchfigures import STOCK
 from buildbot_mq_ordered.load.texttable import aligned
 from buildbot_mq_ordered.load.texttable import ms
@@ -13,7 +12,7 @@ HEAD = ('offered', 'MQ', 'msg/s', 'p50 ms', 'p99 ms', 'max ms',
 
 def describe(r):
     """One run (``benchfigures.measure``) in a line."""
-    text = (f"{r['mq']:<12} {rate_text(r['rate']):>10}: {num(r['throughput'])} msg/s "
+    text = (f"{r['mq']:<15} {rate_text(r['rate']):>10}: {num(r['throughput'])} msg/s "
             f"per master, latency p50 {ms(r['latency_p50'])} p99 {ms(r['latency_p99'])} "
             f"max {ms(r['latency_max'])} ms, RSS master {num(r['master_rss_mb'])} MB "
             f"router {num(r['router_rss_mb'])} MB"
@@ -27,7 +26,7 @@ def describe(r):
 
 def report(rows, ratios, runs, rates, repeat, router_idle):
     """The final report: ``rows`` and ``ratios`` from ``benchfigures.table``
-    and ``.ratios``, ``runs`` (their problems), ``router_idle`` {mq: bytes}."""
+    and ``.all_ratios``, ``runs`` (their problems), ``router_idle`` {mq: bytes}."""
     lines = ["results (medians over %d run%s per MQ and rate; msg/s = messages/s "
              "each master delivered; latency = produce to deliver):"
              % (repeat, '' if repeat == 1 else 's')]
@@ -41,18 +40,20 @@ def report(rows, ratios, runs, rates, repeat, router_idle):
         lines.append("  router MB: peak RSS of the router's process tree during the run; "
                      "idle after warm-up: " + ", ".join(
                          f"{mq} {num(v / 2 ** 20)} MB" for mq, v in router_idle.items()))
-    if ratios:
+    for mq, x in ratios.items():
+        if not x:
+            continue
         lines.append("")
-        lines.append(f"ratio {ORDERED} / {STOCK} (throughput: higher is better; "
+        lines.append(f"ratio {mq} / {STOCK} (throughput: higher is better; "
                      "latency and memory: lower is better):")
         for rate in rates:
-            parts = [f"throughput {x_text(ratios['throughput'].get(str(rate)))}"]
+            parts = [f"throughput {x_text(x['throughput'].get(str(rate)))}"]
             if rate != FLAT_OUT:
-                parts.append(f"latency p50 {x_text(ratios['latency_p50'][str(rate)])}")
-                parts.append(f"p99 {x_text(ratios['latency_p99'][str(rate)])}")
+                parts.append(f"latency p50 {x_text(x['latency_p50'][str(rate)])}")
+                parts.append(f"p99 {x_text(x['latency_p99'][str(rate)])}")
             lines.append(f"ratio at {rate_text(rate)}: " + ", ".join(parts))
-        lines.append(f"ratio peak RSS: master {x_text(ratios['master_rss'])}, "
-                     f"router {x_text(ratios['router_rss'])}")
+        lines.append(f"ratio peak RSS: master {x_text(x['master_rss'])}, "
+                     f"router {x_text(x['router_rss'])}")
     for r in runs:
         if not r['ok']:
             lines.append(f"problem: {r['mq']} at {rate_text(r['rate'])}: {r['problem']}")

@@ -12,6 +12,7 @@ from buildbot_mq_ordered.load import benchfigures
 from buildbot_mq_ordered.load import benchreport
 from buildbot_mq_ordered.load.benchfigures import FLAT_OUT
 from buildbot_mq_ordered.load.benchfigures import ORDERED
+from buildbot_mq_ordered.load.benchfigures import ORDERED_PG
 from buildbot_mq_ordered.load.benchfigures import STOCK
 from buildbot_mq_ordered.load.benchfigures import measure
 from buildbot_mq_ordered.load.benchreport import describe
@@ -43,7 +44,8 @@ class Bench:
     # -- routers -------------------------------------------------------------
     def start_routers(self):
         for mq in self.mqs:
-            extra = ['--open-realm'] if mq == STOCK else []
+            extra = {STOCK: ['--open-realm'],
+                     ORDERED_PG: ['--journal', self.args.postgresql or '']}.get(mq, [])
             self.routers[mq] = Router(extra_args=extra, cbdir=os.path.join(self.tmp, mq))
         say("routers: starting " + ", ".join(
             f"{mq} on 127.0.0.1:{r.port}" + (" (--open-realm)" if mq == STOCK else "")
@@ -107,10 +109,10 @@ class Bench:
             seconds = run_duration
         run_dir = os.path.join(self.tmp, f'{mq}-{rate}-{rep}')
         os.makedirs(run_dir)
-        short = 'ow' if mq == ORDERED else 'sw'
+        short = {ORDERED: 'ow', ORDERED_PG: 'op'}.get(mq, 'sw')
         self.nodes = [
             NodeProcess(router.url, f'{short}{i}', os.path.join(run_dir, f'm{i}.json'),
-                        mq=mq, messages=per_master, expect=0,
+                        mq=STOCK if mq == STOCK else ORDERED, messages=per_master, expect=0,
                         rate=0 if flat else rate / m, payload=a.payload,
                         distinct_keys=a.distinct_keys, index=i, nodes=m,
                         duration=duration, window=a.window, record=False,
@@ -146,13 +148,11 @@ class Bench:
             n.close()
 
     # -- figures ---------------------------------------------------------------
-
-    # -- figures ---------------------------------------------------------------
     def table(self):
         return benchfigures.table(self.runs, self.rates, self.mqs)
 
     def ratios(self):
-        return benchfigures.ratios(self.runs, self.rates, self.mqs)
+        return benchfigures.all_ratios(self.runs, self.rates, self.mqs)
 
     def report(self):
         return benchreport.report(self.table(), self.ratios(), self.runs, self.rates,
