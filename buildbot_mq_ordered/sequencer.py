@@ -23,8 +23,8 @@ from twisted.internet import threads
 from buildbot_mq_ordered import nodelay
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.failurerun import FailureRun
-from buildbot_mq_ordered.journal import Journal
 from buildbot_mq_ordered.journal import JournalReader
+from buildbot_mq_ordered.journal import open_journal
 from buildbot_mq_ordered.numbering import Numbering
 
 # the router worker's WebSocket connections: no Nagle (see nodelay.py)
@@ -53,7 +53,7 @@ class Sequencer(ApplicationSession):
     def onJoin(self, details):
         extra = self.config.extra or {}
         path = extra.get('journal') or os.path.join(os.getcwd(), 'sequencer.sqlite')
-        self.journal = Journal(
+        self.journal = open_journal(
             path,
             retention_messages=extra.get('retention_messages', 1000000),
             retention_seconds=extra.get('retention_seconds', 7 * 86400),
@@ -78,7 +78,7 @@ class Sequencer(ApplicationSession):
             self.leave()
             return
         self.log.info("sequencer ready on realm {realm}: journal {path}, "
-                      "next position {pos}", realm=self.config.realm, path=path,
+                      "next position {pos}", realm=self.config.realm, path=self.journal.name,
                       pos=self.journal.last_pos + 1)
         # the router worker's start-up objects (Crossbar: ~1M) stay for its
         # lifetime: out of the collector's way, or a full collection while
@@ -147,7 +147,7 @@ class Sequencer(ApplicationSession):
             if self._journal_failures.failed():
                 self.log.error("sequencer: cannot write the journal {path}: {err} "
                                "({n} failed writes in a row); masters retry",
-                               path=self.journal.path, err=e,
+                               path=self.journal.name, err=e,
                                n=self._journal_failures.count)
             self._load_numbering()
             raise ApplicationError(JOURNAL_ERROR, f"journal write failed: {e}")
