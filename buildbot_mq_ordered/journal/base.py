@@ -134,6 +134,13 @@ class BaseJournal:
         it published the batch (a failed prune must not hold a batch back)."""
         return self._appends_since_prune >= PRUNE_EVERY
 
+    def take_prune_due(self):
+        """``prune_due``, and no longer due: one prune per due, even failed."""
+        due = self.prune_due
+        if due:
+            self._appends_since_prune = 0
+        return due
+
     def prune(self):
         """Apply retention; returns the number of entries removed."""
         self._appends_since_prune = 0
