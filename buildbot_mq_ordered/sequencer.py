@@ -22,12 +22,15 @@ from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 from twisted.internet import task
 from twisted.internet import threads
+from twisted.python.failure import Failure
 
 from buildbot_mq_ordered import nodelay
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.failurerun import FailureRun
 from buildbot_mq_ordered.journal import JournalReader
+from buildbot_mq_ordered.journal.lease import Deposed
 from buildbot_mq_ordered.journal import open_journal
+from buildbot_mq_ordered.leasekeeper import LeaseKeeper
 from buildbot_mq_ordered.numbering import Numbering
 from buildbot_mq_ordered.writer import JournalWriter
 
@@ -52,6 +55,10 @@ class Sequencer(ApplicationSession):
         self._journal_failures = FailureRun()
         self.bind_producers = False
         self._replays = []     # caller session of each replay under way
+        self.leading = False   # submit, replay and info registered (or about to be)
+        self.term = None
+        self._registrations = []
+        self._keeper = None    # a PostgreSQL journal's lease
 
     @defer.inlineCallbacks
     def onJoin(self, details):
@@ -67,7 +74,15 @@ class Sequencer(ApplicationSession):
         self._checkpoints.start(CHECKPOINT_EVERY, now=False)
         self.bind_producers = extra.get('bind_producers', False)
         self._setup(extra.get('key_cache_size', 10000))
-        yield self._lead()
+        if hasattr(self.journal, 'new_connection'):
+            # shared by every router started with it: the lease's holder leads
+            self.journal.fenced = True
+            self._keeper = LeaseKeeper(self.journal, self, self.log)
+            self.log.info("sequencer ready on realm {realm}: journal {path}, a candidate "
+                          "for the lead", realm=self.config.realm, path=self.journal.name)
+            self._keeper.start()
+        else:
+            yield self._lead(1)
         # the router worker's start-up objects (Crossbar: ~1M) stay for its
         # lifetime: out of the collector's way, or a full collection while
         # messages flow stalls every master for 100+ ms
@@ -83,22 +98,65 @@ class Sequencer(ApplicationSession):
         self.reloaded(self.journal.producer_marks())
 
     @defer.inlineCallbacks
-    def _lead(self):
+    def _lead(self, term):
+        self.term = term
+        self.leading = True
         try:
-            yield self.register(self.submit, wire.SUBMIT,
-                                options=RegisterOptions(details_arg='details'))
-            yield self.register(self.replay, wire.REPLAY,
-                                options=RegisterOptions(details_arg='details'))
-            yield self.register(self.info, wire.INFO)
+            for procedure, uri, details in ((self.submit, wire.SUBMIT, True),
+                                            (self.replay, wire.REPLAY, True),
+                                            (self.info, wire.INFO, False)):
+                options = RegisterOptions(details_arg='details') if details else None
+                self._registrations.append((yield self.register(procedure, uri,
+                                                                options=options)))
         except ApplicationError as e:
             self.log.error("sequencer: cannot register on realm {realm}: {err} "
                            "(is another sequencer running?)",
                            realm=self.config.realm, err=e.error_message())
-            self.leave()
+            if self._keeper is None:
+                self.leave()
+            else:
+                self._keeper.lose("it cannot register the sequencer's procedures")
             return
-        self.log.info("sequencer ready on realm {realm}: journal {path}, "
-                      "next position {pos}", realm=self.config.realm, path=self.journal.name,
-                      pos=self.journal.last_pos + 1)
+        if self._keeper is None:
+            self.log.info("sequencer ready on realm {realm}: journal {path}, "
+                          "next position {pos}", realm=self.config.realm,
+                          path=self.journal.name, pos=self.journal.last_pos + 1)
+        else:
+            self.log.info("sequencer leads realm {realm} with term {term}: journal {path}, "
+                          "next position {pos}", realm=self.config.realm, term=term,
+                          path=self.journal.name, pos=self.journal.last_pos + 1)
+
+    # the lease keeper's owner (PostgreSQL journal)
+
+    @defer.inlineCallbacks
+    def lead(self, term):
+        """This router took the lease: number on from what the journal holds
+        (another router may have written it), then serve."""
+        self.journal.term = term
+        try:
+            yield self.writer.reload()
+        except Exception as e:
+            self._keeper.lose(f"it cannot read the journal ({e})")
+            return
+        if self._keeper.lease.term == term:   # not lost meanwhile
+            yield self._lead(term)
+
+    def step_down(self, term, reason):
+        """Stop at once: register nothing, publish nothing more, fail what is
+        queued; a candidate again."""
+        self.leading = False
+        self.journal.term = None
+        self.log.warn("sequencer: no longer leads realm {realm} (term {term}): {reason}; "
+                      "a candidate again", realm=self.config.realm, term=term, reason=reason)
+        self.writer.fail(Failure(Deposed(reason)))
+        registrations, self._registrations = self._registrations, []
+        for registration in registrations:
+            defer.maybeDeferred(registration.unregister).addErrback(lambda f: None)
+
+    def _must_lead(self):
+        if not self.leading:
+            raise ApplicationError(JOURNAL_ERROR, "this router does not lead the sequence "
+                                                  "(any more): try again or another router")
 
     # the writer's owner: numbering follows what the journal really holds
 
@@ -142,6 +200,8 @@ class Sequencer(ApplicationSession):
                                              err=f.getErrorMessage()))
 
     def onLeave(self, details):
+        if self._keeper is not None:
+            self._keeper.stop()
         checkpoints = getattr(self, '_checkpoints', None)
         if checkpoints is not None and checkpoints.running:
             checkpoints.stop()
@@ -170,6 +230,7 @@ class Sequencer(ApplicationSession):
             if not authid:
                 raise ApplicationError(NOT_BOUND, "the router did not disclose the caller")
             producer = f"{authid}/{producer}"
+        self._must_lead()
         entries, mark = self.numbering.assign(
             producer, ((m[0], tuple(m[1]), m[2]) for m in messages))
         d = self.writer.write(entries, producer, mark)
@@ -177,6 +238,9 @@ class Sequencer(ApplicationSession):
         return d
 
     def _committed(self, _, entries, mark):
+        # committed under a lease since lost: masters replay it from the
+        # journal, the submitter's retry finds it sequenced
+        self._must_lead()
         if not entries:
             return [mark, None]
         failures = self._journal_failures.succeeded()
@@ -201,6 +265,7 @@ class Sequencer(ApplicationSession):
         if kwargs or not 1 <= len(args) <= 2 or \
                 not all(type(a) is int and 0 <= a < 2 ** 63 for a in args):
             raise ApplicationError(MALFORMED, "replay takes (from_pos, limit)")
+        self._must_lead()
         from_pos, limit = args if len(args) == 2 else (args[0], wire.MAX_REPLAY)
         limit = min(limit, wire.MAX_REPLAY)
         j = self.journal
@@ -234,5 +299,7 @@ class Sequencer(ApplicationSession):
     def info(self, *args, **kwargs):
         if args or kwargs:
             raise ApplicationError(MALFORMED, "info takes no arguments")
+        self._must_lead()
         j = self.journal
-        return {'stream_id': j.stream_id, 'head': self.head, 'first_pos': j.first_pos}
+        return {'stream_id': j.stream_id, 'head': self.head, 'first_pos': j.first_pos,
+                'term': self.term}

@@ -34,6 +34,7 @@ class JournalWriter:
         self._writing = []     # the group being committed
         self._failure = None   # refuse batches until reloaded
         self._reload_wanted = False
+        self._reload_waiters = []
 
     @property
     def idle(self):
@@ -53,6 +54,15 @@ class JournalWriter:
             return defer.succeed(None)
         d = defer.Deferred()
         self._queue.append((entries, producer, mark, d))
+        self._next()
+        return d
+
+    def reload(self):
+        """A Deferred that fires once the journal was read again (after the
+        commit under way, if any) and the owner was told (``reloaded``)."""
+        d = defer.Deferred()
+        self._reload_waiters.append(d)
+        self._reload_wanted = True
         self._next()
         return d
 
@@ -82,7 +92,7 @@ class JournalWriter:
             return
         if self._reload_wanted:
             self._reload_wanted = False
-            return self._job(self._load, self._loaded, lambda f: None)
+            return self._job(self._load, self._loaded, self._load_failed)
         if self._failure is not None:
             return
         if self.journal.take_prune_due():
@@ -134,6 +144,14 @@ class JournalWriter:
     def _loaded(self, marks):
         self._failure = None
         self._owner.reloaded(marks)
+        waiters, self._reload_waiters = self._reload_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _load_failed(self, failure):
+        waiters, self._reload_waiters = self._reload_waiters, []
+        for d in waiters:
+            d.errback(failure)
 
     def _in_thread(self, f, *args):
         from twisted.internet import reactor

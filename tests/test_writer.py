@@ -58,6 +58,7 @@ class WriterThread(unittest.TestCase):
         s = seqmod.Sequencer(ComponentConfig('buildbot', {}))
         s.journal = Journal(self.mktemp())
         s._setup(key_cache_size=100)
+        s.leading = True
         s.published = []
         s.publish = lambda topic, stream_id, entries: s.published.append(
             [e[0] for e in entries])

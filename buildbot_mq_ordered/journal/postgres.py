@@ -37,6 +37,10 @@ SCHEMA_LOCK = 0x626d6f2d73636865
 # seconds: connecting, and a sent request unanswered, before it counts as lost
 CONNECT_TIMEOUT = 5
 USER_TIMEOUT = 5
+# seconds the server keeps a transaction whose router went silent: its lock
+# on the lease row would hold a take-over back (the server's own keepalive
+# notices a vanished host only after two hours)
+IDLE_IN_TRANSACTION = 3
 
 
 def connect(url):
@@ -44,7 +48,8 @@ def connect(url):
     return psycopg.connect(
         url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
         keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=3,
-        tcp_user_timeout=USER_TIMEOUT * 1000, application_name='buildbot-mq-ordered')
+        tcp_user_timeout=USER_TIMEOUT * 1000, application_name='buildbot-mq-ordered',
+        options=f'-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION * 1000}')
 
 
 class _Connection:
@@ -72,7 +77,9 @@ class PostgresJournal(BaseJournal):
         super().__init__(retention_messages, retention_seconds, **kw)
         self.url = url
         self.path = self.name = journalurl.masked(url)
-        # the fencing token: None writes unfenced (tests of the journal alone)
+        # the fencing token, once ``fenced`` (a lease is kept: leasekeeper.py);
+        # unfenced, the journal writes on its own (tests of the journal alone)
+        self.fenced = False
         self.term = None
         self._writer = _Connection(url)
         self._lookups = _Connection(url)
@@ -94,8 +101,13 @@ class PostgresJournal(BaseJournal):
         return db.transaction()
 
     def _fence(self, db):
-        if self.term is not None and db.execute(lease.FENCE, (self.term,)).fetchone() is None:
-            raise lease.Deposed(f"the lease of term {self.term} on {self.name} is over")
+        if not self.fenced:
+            return
+        term = self.term
+        if term is None:
+            raise lease.Deposed(f"this router does not lead {self.name}")
+        if db.execute(lease.FENCE, (term,)).fetchone() is None:
+            raise lease.Deposed(f"the lease of term {term} on {self.name} is over")
 
     def _create(self):
         db = self._db
@@ -122,6 +134,10 @@ class PostgresJournal(BaseJournal):
 
     def reader_connection(self):
         return connect(self.url)
+
+    def new_connection(self):
+        """A connection of its own, made again once it broke (the lease's)."""
+        return _Connection(self.url)
 
     def close(self):
         self._writer.close()
