@@ -76,7 +76,14 @@ class LeaseKeeper:
         self._reconnected()
         if term is not None:
             self.lease.acquired(term, asked_at)
-            self.owner.lead(term)
+            d = defer.maybeDeferred(self.owner.lead, term)
+            d.addErrback(self._lead_failed, term)
+
+    def _lead_failed(self, failure, term):
+        self.log.failure("sequencer: taking the lead with term {term} failed",
+                         failure=failure, term=term)
+        if self.lease.term == term:
+            self.lose("taking the lead failed")
 
     def _failed(self, failure):
         self._conn.close()    # a new connection next time

@@ -57,7 +57,7 @@ class Sequencer(ApplicationSession):
         self._replays = []     # caller session of each replay under way
         self.leading = False   # submit, replay and info registered (or about to be)
         self.term = None
-        self._registrations = []
+        self._procedures = []  # (not _registrations: ApplicationSession's own)
         self._keeper = None    # a PostgreSQL journal's lease
 
     @defer.inlineCallbacks
@@ -106,7 +106,7 @@ class Sequencer(ApplicationSession):
                                             (self.replay, wire.REPLAY, True),
                                             (self.info, wire.INFO, False)):
                 options = RegisterOptions(details_arg='details') if details else None
-                self._registrations.append((yield self.register(procedure, uri,
+                self._procedures.append((yield self.register(procedure, uri,
                                                                 options=options)))
         except ApplicationError as e:
             self.log.error("sequencer: cannot register on realm {realm}: {err} "
@@ -149,7 +149,7 @@ class Sequencer(ApplicationSession):
         self.log.warn("sequencer: no longer leads realm {realm} (term {term}): {reason}; "
                       "a candidate again", realm=self.config.realm, term=term, reason=reason)
         self.writer.fail(Failure(Deposed(reason)))
-        registrations, self._registrations = self._registrations, []
+        registrations, self._procedures = self._procedures, []
         for registration in registrations:
             defer.maybeDeferred(registration.unregister).addErrback(lambda f: None)
 
