@@ -6,9 +6,9 @@ network hop. It registers the submit and replay procedures with the default
 'single' invocation policy: a second sequencer on the realm is refused.
 
 Per submitted batch: number it (``Numbering``, on the reactor), hand it to
-the journal's writer thread (``JournalWriter``: group commit), and once it
-is committed publish it as one stream event, then acknowledge the
-submitter - in position order. Replays are read off the reactor too
+the journal's writer thread (``JournalWriter``: group commit); once a group
+is committed, acknowledge its submitters and then publish each batch as one
+stream event, in position order, in that same reactor turn. Replays are read off the reactor too
 (``JournalReader``). No buildbot imports: the router host needs only
 crossbar.
 """
@@ -59,6 +59,7 @@ class Sequencer(ApplicationSession):
         self.term = None
         self._procedures = []  # (not _registrations: ApplicationSession's own)
         self._keeper = None    # a PostgreSQL journal's lease
+        self._unpublished = []  # committed and acknowledged: published next
 
     @defer.inlineCallbacks
     def onJoin(self, details):
@@ -106,8 +107,12 @@ class Sequencer(ApplicationSession):
                                             (self.replay, wire.REPLAY, True),
                                             (self.info, wire.INFO, False)):
                 options = RegisterOptions(details_arg='details') if details else None
-                self._procedures.append((yield self.register(procedure, uri,
-                                                                options=options)))
+                registration = yield self.register(procedure, uri, options=options)
+                if not self.leading or self.term != term:
+                    # the lease was lost meanwhile: step_down unregistered the others
+                    yield registration.unregister()
+                    return
+                self._procedures.append(registration)
         except ApplicationError as e:
             self.log.error("sequencer: cannot register on realm {realm}: {err} "
                            "(is another sequencer running?)",
@@ -173,6 +178,14 @@ class Sequencer(ApplicationSession):
         # way to the journal may have the newest number
         seq = self.writer.pending_seq(key)
         return self.journal.last_seq(key) if seq is None else seq
+
+    def written(self):
+        """A group's acknowledgements are sent: its events follow, in
+        position order (a submitter hears of its batch no later than the
+        others)."""
+        batches, self._unpublished = self._unpublished, []
+        for entries in batches:
+            self.publish(wire.STREAM, self.journal.stream_id, entries)
 
     def pruned(self, marks):
         # marks unused for the retention time are gone from the journal;
@@ -248,7 +261,10 @@ class Sequencer(ApplicationSession):
             self.log.info("sequencer: the journal takes writes again (after {n} failed)",
                           n=failures)
         self.head = entries[-1][0]
-        self.publish(wire.STREAM, self.journal.stream_id, entries)
+        if self.writer.answering:
+            self._unpublished.append(entries)   # after the group's answers
+        else:
+            self.publish(wire.STREAM, self.journal.stream_id, entries)
         return [mark, self.head]
 
     def _not_committed(self, failure):

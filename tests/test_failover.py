@@ -7,8 +7,11 @@ continues the same positions and per-key numbers; PostgreSQL restarted
 mid-stream loses nothing acknowledged.
 """
 
+import os
+import signal
 import subprocess
 import time
+from urllib.parse import urlsplit
 
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
@@ -146,6 +149,43 @@ class Failover(unittest.TestCase):
         self.assertEqual((yield self.submit(standby, 'prod-b', [[1, ['k'], b'6']])), [1, 6])
         rows = self.assert_journal_whole(url)
         self.assertEqual(rows[-1], (6, 6, '["k"]'))
+        self.assert_password_kept(standby, url)
+
+    def assert_password_kept(self, router, url):
+        """The URL's password is in no file the router command wrote."""
+        password = urlsplit(url).password
+        self.assertTrue(password)
+        for path in (router.console_path, router.log_path,
+                     os.path.join(router.cbdir, 'config.json')):
+            with open(path) as f:
+                text = f.read()
+            self.assertNotIn(f':{password}@', text, path)
+        with open(router.console_path) as f:
+            self.assertIn(':***@', f.read())
+
+    @defer.inlineCallbacks
+    def test_leader_frozen_is_replaced_and_cannot_commit_when_it_wakes(self):
+        # SIGSTOP: a hung host - its connections stay open, nothing answers
+        url = fresh_database(self)
+        routers = self.routers(url, url)
+        leader, info = yield self.leader_of(routers)
+        standby = [r for r in routers if r is not leader][0]
+        yield self.submit(leader, 'prod-a', [[1, ['k'], b'1']])
+        os.killpg(leader.proc.pid, signal.SIGSTOP)
+        self.addCleanup(os.killpg, leader.proc.pid, signal.SIGCONT)
+        frozen = time.monotonic()
+        _, info2 = yield self.leader_of([standby])
+        print(f"\nfailover after SIGSTOP of the leader: {time.monotonic() - frozen:.1f} s")
+        self.assertLess(time.monotonic() - frozen, FAILOVER_BOUND)
+        self.assertGreater(info2['term'], info['term'])
+        os.killpg(leader.proc.pid, signal.SIGCONT)
+        # woken, whatever it still believes, it commits nothing
+        answer = yield call(leader, wire.SUBMIT, 'prod-a', [[2, ['k'], b'2']])
+        self.assertEqual(answer[0], 'error', answer)
+        self.assertEqual((yield self.submit(standby, 'prod-a', [[2, ['k'], b'2']])), [2, 2])
+        leader2, _ = yield self.leader_of(routers)
+        self.assertIs(leader2, standby)
+        self.assertEqual(len(self.assert_journal_whole(url)), 2)
 
     @defer.inlineCallbacks
     def test_leader_cut_off_from_postgresql_stops_and_the_other_takes_over(self):
