@@ -158,6 +158,18 @@ class Failover(unittest.TestCase):
         self.assertEqual(rows[-1], (6, 6, '["k"]'))
         self.assert_password_kept(standby, url)
 
+    @defer.inlineCallbacks
+    def test_leader_stopped_cleanly_hands_over_at_once(self):
+        url, routers, leader, standby, info = yield self.two_routers()
+        leader.stop()
+        stopped = time.monotonic()
+        _, info2 = yield self.leader_of([standby])
+        print(f"\nfailover after a clean stop of the leader: "
+              f"{time.monotonic() - stopped:.1f} s")
+        # released, not run out: the standby's next try takes it
+        self.assertLess(time.monotonic() - stopped, RENEW_EVERY + 2)
+        self.assertGreater(info2['term'], info['term'])
+
     def assert_password_kept(self, router, url):
         """The URL's password is in no file the router command wrote."""
         password = urlsplit(url).password
