@@ -17,13 +17,14 @@ setup(
         'msgpack',
     ],
     extras_require={
-        'router': ['crossbar'],
+        'router': ['crossbar', 'psycopg[binary]'],   # psycopg: a PostgreSQL journal
         'bench': ['psutil', 'matplotlib'],
         'test': [
             'crossbar',
             'buildbot-worker',
             'buildbot-www',
-            'psycopg2-binary',
+            'psycopg2-binary',    # the masters' database in tests/test_cluster_e2e.py
+            'psycopg[binary]',    # the routers' PostgreSQL journal
             'pytest',
             'pytest-twisted',
             'hypothesis',

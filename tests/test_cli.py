@@ -15,6 +15,8 @@ import time
 import psutil
 from twisted.trial import unittest
 
+from buildbot_mq_ordered.load.processes import free_port
+
 CLI = [sys.executable, '-m', 'buildbot_mq_ordered.cli']
 
 
@@ -131,15 +133,31 @@ class RouterJournalOption(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix='bmo-journal-opt-')
         self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
         for url, says in [
-                ('postgresql://u@127.0.0.1/db', "--journal must be sqlite:///PATH"),
+                ('mysql://u@127.0.0.1/db', "--journal must be sqlite:///PATH or postgresql://"),
                 ('/tmp/plain/path', "--journal must be sqlite:///PATH"),
                 ('sqlite:///', "--journal must be sqlite:///PATH"),
                 (f'sqlite:///{tmp}/missing/j.sqlite', "--journal: no such directory"),
+                ('postgresql://u@127.0.0.1', "needs a host and a database"),
+                ('postgresql://u@127.0.0.1:99999/db', "--journal: postgresql://u@127.0.0.1"),
         ]:
             rc, out = run_cli('router', '--port', '1', '--cbdir', os.path.join(tmp, 'cb'),
                               '--journal', url, timeout=60)
             self.assertNotEqual(rc, 0, url)
             self.assertIn(says, out, url)
+
+    def test_unreachable_postgresql_is_one_line_naming_host_and_port(self):
+        tmp = tempfile.mkdtemp(prefix='bmo-journal-opt-')
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        port = free_port()    # nothing listens there
+        rc, out = run_cli('router', '--port', str(free_port()), '--cbdir',
+                          os.path.join(tmp, 'cb'), '--journal',
+                          f'postgresql://bmo:hush-hush@127.0.0.1:{port}/journal', timeout=60)
+        self.assertEqual(rc, 1)
+        self.assertEqual(len(out.strip().splitlines()), 1, out)
+        self.assertIn(f"cannot use PostgreSQL at 127.0.0.1:{port}", out)
+        self.assertIn("Connection refused", out)
+        self.assertNotIn('hush-hush', out)
+        self.assertIn('postgresql://bmo:***@127.0.0.1', out)
 
     def test_journal_path_is_absolute_and_named_in_the_config(self):
         from argparse import Namespace
@@ -155,3 +173,5 @@ class RouterJournalOption(unittest.TestCase):
         self.assertEqual(journal_path(args), os.path.join(tmp, 'j.sqlite'))
         args = Namespace(journal=None, cbdir='cb')
         self.assertEqual(journal_path(args), os.path.join(here, 'cb', 'sequencer.sqlite'))
+        url = 'postgresql://bmo@db.example:5433/journal'
+        self.assertEqual(journal_path(Namespace(journal=url, cbdir='cb')), url)

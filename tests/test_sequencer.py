@@ -5,13 +5,13 @@ import sqlite3
 
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import sequencer as seqmod
 from buildbot_mq_ordered import journal as journal_module
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.journal import Journal
-from buildbot_mq_ordered.journal import JournalReader
 
 
 class RecordingLog:
@@ -25,10 +25,9 @@ class RecordingLog:
 def make_sequencer(journal=None):
     s = seqmod.Sequencer(ComponentConfig('buildbot', {}))
     s.journal = journal or Journal(':memory:')
-    s._key_cache_size = 100
-    s._load_numbering()
-    s._reader = JournalReader(s.journal)
-    s.published = []
+    # the writer's jobs in place: each submit's answer is there at once
+    s._setup(key_cache_size=100, run=defer.maybeDeferred)
+    s.leading, s.term = True, 1
     s.published = []
 
     def publish(topic, stream_id, entries):
@@ -40,9 +39,17 @@ def make_sequencer(journal=None):
 
 class Submit(unittest.TestCase):
 
+    def ack(self, s, *args):
+        """What a submit answers (at once: the writer's jobs run in place)."""
+        return self.successResultOf(s.submit(*args))
+
+    def refused(self, s, *args):
+        """The ApplicationError a submit fails with."""
+        return self.failureResultOf(s.submit(*args), ApplicationError).value
+
     def test_numbers_publishes_and_acknowledges(self):
         s = make_sequencer()
-        ack = s.submit('p1', [[1, ['a'], b'1'], [2, ['a'], b'2'], [3, ['b'], b'3']])
+        ack = self.ack(s, 'p1', [[1, ['a'], b'1'], [2, ['a'], b'2'], [3, ['b'], b'3']])
         self.assertEqual(ack, [3, 3])
         topic, entries = s.published[0]
         self.assertEqual(topic, wire.STREAM)
@@ -51,10 +58,10 @@ class Submit(unittest.TestCase):
     def test_resubmission_is_dropped(self):
         s = make_sequencer()
         s.submit('p1', [[1, ['a'], b'1'], [2, ['a'], b'2']])
-        ack = s.submit('p1', [[1, ['a'], b'1'], [2, ['a'], b'2'], [3, ['a'], b'3']])
+        ack = self.ack(s, 'p1', [[1, ['a'], b'1'], [2, ['a'], b'2'], [3, ['a'], b'3']])
         self.assertEqual(ack, [3, 3])
         self.assertEqual([e[0] for e in s.published[1][1]], [3])
-        self.assertEqual(s.submit('p1', [[2, ['a'], b'2']]), [3, None])
+        self.assertEqual(self.ack(s, 'p1', [[2, ['a'], b'2']]), [3, None])
         self.assertEqual(len(s.published), 2)
 
     def test_malformed_submit_is_refused_and_changes_nothing(self):
@@ -65,24 +72,22 @@ class Submit(unittest.TestCase):
                 s.submit(*args)
             self.assertEqual(e.exception.error, seqmod.MALFORMED)
         self.assertEqual(s.published, [])
-        self.assertEqual(s.submit('p', [[1, ['a'], b'1']]), [1, 1])
+        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
 
     def test_journal_failure_acknowledges_nothing_and_loses_no_number(self):
         s = make_sequencer()
         s.submit('p', [[1, ['a'], b'1']])
-        real_append = s.journal.append
+        real_append = s.journal.append_batches
 
         def broken(*args):
             raise OSError("disk full")
-        s.journal.append = broken
-        with self.assertRaises(ApplicationError) as e:
-            s.submit('p', [[2, ['a'], b'2']])
-        self.assertEqual(e.exception.error, seqmod.JOURNAL_ERROR)
+        s.journal.append_batches = broken
+        self.assertEqual(self.refused(s, 'p', [[2, ['a'], b'2']]).error, seqmod.JOURNAL_ERROR)
         self.flushLoggedErrors()
-        s.journal.append = real_append
+        s.journal.append_batches = real_append
         # the retried message gets the next position and number, as if
         # the failed attempt never happened
-        self.assertEqual(s.submit('p', [[2, ['a'], b'2']]), [2, 2])
+        self.assertEqual(self.ack(s, 'p', [[2, ['a'], b'2']]), [2, 2])
         self.assertEqual(list(s.published[-1][1][0][:2]), [2, 2])
 
     def test_journal_failures_are_one_error_per_run(self):
@@ -91,17 +96,16 @@ class Submit(unittest.TestCase):
         s = make_sequencer()
         said = []
         s.log = RecordingLog(said)
-        real_append = s.journal.append
+        real_append = s.journal.append_batches
 
         def full(*args):
             raise sqlite3.OperationalError("database or disk is full")
-        s.journal.append = full
+        s.journal.append_batches = full
         for _ in range(150):
-            with self.assertRaises(ApplicationError) as e:
-                s.submit('p', [[1, ['a'], b'1']])
-            self.assertIn('database or disk is full', e.exception.args[0])
-        s.journal.append = real_append
-        self.assertEqual(s.submit('p', [[1, ['a'], b'1']]), [1, 1])
+            self.assertIn('database or disk is full',
+                          self.refused(s, 'p', [[1, ['a'], b'1']]).args[0])
+        s.journal.append_batches = real_append
+        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
         self.assertEqual([(level, kw.get('n')) for level, _, kw in said],
                          [('error', 1), ('error', 100), ('info', 150)])
         self.assertIn('database or disk is full', str(said[0][2]['err']))
@@ -129,7 +133,7 @@ class Submit(unittest.TestCase):
         self.assertEqual(s.published, [])
         # the largest key and producer id that are allowed pass
         key = ['k' * (wire.MAX_KEY_BYTES - 1), 'x']
-        self.assertEqual(s.submit('p' * wire.MAX_PRODUCER_ID, [[1, key, b'1']]), [1, 1])
+        self.assertEqual(self.ack(s, 'p' * wire.MAX_PRODUCER_ID, [[1, key, b'1']]), [1, 1])
         self.assertEqual(self.successResultOf(s.replay(1)),
                          [s.journal.stream_id, 1, 1, [[1, 1, key, b'1']]])
 
@@ -159,7 +163,7 @@ class Submit(unittest.TestCase):
         def broken():
             raise sqlite3.OperationalError("disk I/O error")
         s.journal.prune = broken
-        self.assertEqual(s.submit('p', [[1, ['a'], b'1']]), [1, 1])
+        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
         self.assertEqual([e[0] for e in s.published[-1][1]], [1])
         self.assertEqual([level for level, _, _ in said], ['warn'])
 
@@ -183,7 +187,7 @@ class Submit(unittest.TestCase):
         self.assertEqual(entries[0][2], ['k', '4'])
         self.assertEqual(self.successResultOf(s.replay(0, 0)), [s.journal.stream_id, 1, 10, []])
         self.assertEqual(s.info(), {'stream_id': s.journal.stream_id, 'head': 10,
-                                    'first_pos': 1})
+                                    'first_pos': 1, 'term': 1})
         self.assertEqual(len(self.successResultOf(s.replay(1, 10 ** 6))[3]), 10)
         with self.assertRaises(ApplicationError):
             s.replay('x', 1)
@@ -194,6 +198,6 @@ class Submit(unittest.TestCase):
         s.submit('p', [[1, ['a'], b'1'], [2, ['b'], b'2']])
         s.journal.close()
         s2 = make_sequencer(Journal(path))
-        self.assertEqual(s2.submit('p', [[2, ['b'], b'2'], [3, ['a'], b'3']]), [3, 3])
+        self.assertEqual(self.ack(s2, 'p', [[2, ['b'], b'2'], [3, ['a'], b'3']]), [3, 3])
         self.assertEqual(list(s2.published[0][1][0][:2]), [3, 2])
         s2.journal.close()

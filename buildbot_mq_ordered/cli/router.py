@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 
+from buildbot_mq_ordered import journalurl
 from buildbot_mq_ordered.load.processes import _die_with_parent
 from buildbot_mq_ordered.routerconfig import SECRET_ENV
 from buildbot_mq_ordered.routerconfig import node_config
@@ -39,7 +40,10 @@ def add_parser(sub):
     p.add_argument('--journal', metavar='URL',
                    help="where the sequencer keeps its journal: sqlite:///PATH, the "
                         "path relative to the current directory, or sqlite:////PATH "
-                        "absolute (default: sequencer.sqlite in the node directory)")
+                        "absolute (default: sequencer.sqlite in the node directory); "
+                        "or postgresql://USER@HOST[:PORT]/DB, shared by every router "
+                        "started with it (one leads); the password from PGPASSWORD or "
+                        "PGPASSFILE (~/.pgpass), never on the command line")
     p.add_argument('--fsync', action='store_true',
                    help="fsync the journal on every batch (survives power loss)")
     p.add_argument('--secret-file',
@@ -93,17 +97,43 @@ def check_tls(args):
 
 
 def journal_path(args):
-    """The journal file --journal names (absolute), or the node directory's."""
+    """The journal --journal names: an absolute SQLite path (the node
+    directory's by default) or a postgresql:// URL as given."""
     if args.journal is None:
         return os.path.join(os.path.abspath(args.cbdir), 'sequencer.sqlite')
-    prefix = 'sqlite:///'
+    if journalurl.is_postgresql(args.journal):
+        problem = journalurl.check_postgresql(args.journal)
+        if problem:
+            raise SystemExit(f"--journal: {journalurl.masked(args.journal)}: {problem}")
+        return args.journal
+    prefix = journalurl.SQLITE
     if not args.journal.startswith(prefix) or len(args.journal) == len(prefix):
-        raise SystemExit(f"--journal must be sqlite:///PATH (SQLite is the journal this "
-                         f"version keeps), not {args.journal!r}")
+        raise SystemExit(f"--journal must be sqlite:///PATH or "
+                         f"postgresql://USER@HOST[:PORT]/DB, not {args.journal!r}")
     path = os.path.abspath(args.journal[len(prefix):])
     if not os.path.isdir(os.path.dirname(path)):
         raise SystemExit(f"--journal: no such directory: {os.path.dirname(path)}")
     return path
+
+
+# the part of libpq's message that says why: after "... port N failed: "
+PG_WHY = re.compile(r'.*failed: (?:FATAL:\s+)?')
+
+
+def check_postgresql(url):
+    """Exit with one line when the journal's server cannot be used."""
+    try:
+        from buildbot_mq_ordered.journal.postgres import connect
+    except ImportError:
+        raise SystemExit("--journal postgresql://... needs psycopg on this machine: "
+                         "pip install 'buildbot-mq-ordered[router]'")
+    import psycopg
+    try:
+        connect(url).close()
+    except psycopg.Error as e:
+        why = PG_WHY.sub('', str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise SystemExit(f"--journal: cannot use PostgreSQL at {journalurl.host_port(url)} "
+                         f"({journalurl.masked(url)}): {why}")
 
 
 def write_config(args, authids=()):
@@ -118,7 +148,7 @@ def write_config(args, authids=()):
         open_realm=args.open_realm, retention_messages=args.retention_messages,
         retention_seconds=args.retention_seconds, fsync=args.fsync,
         authids=authids, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        journal=journal_path(args))
+        journal=journalurl.without_password(journal_path(args))[0])
     path = os.path.join(os.path.abspath(args.cbdir), 'config.json')
     with open(path, 'w') as f:
         json.dump(config, f, indent=2)
@@ -218,6 +248,8 @@ def run(args):
     cbdir = os.path.abspath(args.cbdir)
     log_path = os.path.join(cbdir, 'router.log')
     journal = journal_path(args)
+    if journalurl.is_postgresql(journal):
+        check_postgresql(journal)
     url = f"{'wss' if args.tls_cert else 'ws'}://{args.host}:{args.port}/ws"
     problem = check_port(args.host, args.port)
     if problem:
@@ -227,6 +259,10 @@ def run(args):
     # secrets reach Crossbar through its environment, never through a file we write
     for i, (_, secret) in enumerate(users):
         env[SECRET_ENV.format(i)] = secret
+    # and so does a password in the journal's URL (libpq reads PGPASSWORD)
+    password = journalurl.without_password(journal)[1]
+    if password is not None:
+        env['PGPASSWORD'] = password
     from buildbot_mq_ordered.cli import hide_bjdata
     env['PYTHONPATH'] = os.pathsep.join(
         [os.path.dirname(hide_bjdata.__file__)] +
@@ -279,7 +315,8 @@ def run(args):
             if not ready and not stopping and not failed and \
                     (seen_line or not need_line) and port_open(args.host, args.port):
                 ready = True
-                say(f"ready at {url}, realm '{args.realm}', journal {journal} "
+                say(f"ready at {url}, realm '{args.realm}', journal "
+                    f"{journalurl.masked(journal)} "
                     f"(Crossbar's log: {log_path})")
         rc = proc.wait()
     if failed:

@@ -1,0 +1,200 @@
+"""What every journal backend does the same way: the tables' meaning,
+appending numbered batches, retention, lookups, replay reads.
+
+Every batch is written in one transaction *before* the submitter is
+acknowledged, so a router killed with SIGKILL and started again continues
+the same positions and per-key numbers and can replay what it acknowledged.
+
+Retention keeps the newest ``retention_messages`` entries and none older
+than ``retention_seconds``. Per-key counters last as long as the history:
+a key unused since the oldest entry kept is dropped (it would start again at
+1), so the table stays bounded however many keys there are (Buildbot's embed
+ids: about 57 new keys per build). Producer marks last ``retention_seconds``
+after their last use (a row per master start).
+
+Every journal has a stream id, a UUID made with it: a master tells a new
+stream (a lost journal) by it. Entries' data is stored as masters encoded
+it (msgpack bytes).
+
+A backend (sqlite.py, postgres.py) brings the connections, the layout and
+its version, transactions and the fencing check; the SQL here is written
+with ``?`` placeholders and runs unchanged on both.
+"""
+
+import json
+import time
+
+# prune once per this many appends: retention is a bound, not an exact size
+PRUNE_EVERY = 200
+
+_encode_key = json.JSONEncoder(ensure_ascii=False, separators=(',', ':')).encode
+
+
+def key_text(key):
+    return _encode_key(key)
+
+
+class JournalVersionError(RuntimeError):
+    """The journal was written by a newer version."""
+
+
+class BaseJournal:
+    """One journal; a backend subclass provides:
+
+    - ``_db``: the writer's connection (appends, prunes, loads);
+    - ``_lookup_db``: a connection for ``last_seq`` on the caller's thread
+      (the reactor), never held up by a commit under way;
+    - ``_transaction(db)``: a context manager, commit or roll back;
+    - ``_fence(db)``: inside every writing transaction, raises when this
+      journal may no longer write (PostgreSQL: a deposed leader);
+    - ``_sql(text)``: the text with the backend's placeholders;
+    - ``reader_connection()``: a new connection for another thread.
+    """
+
+    name = None    # what logs call it (a PostgreSQL URL without its password)
+
+    def __init__(self, retention_messages=1000000, retention_seconds=7 * 86400,
+                 clock=time.time):
+        self.retention_messages = retention_messages
+        self.retention_seconds = retention_seconds
+        self._clock = clock
+        self._appends_since_prune = 0
+
+    def _x(self, db, sql, args=()):
+        return db.execute(self._sql(sql), args)
+
+    def _xmany(self, db, sql, rows):
+        db.cursor().executemany(self._sql(sql), rows)
+
+    def _meta(self, name, db=None):
+        row = self._x(db or self._db, "SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def load(self):
+        """Read the head, the oldest position kept and the stream id (again:
+        another router may have written since)."""
+        db = self._db
+        with self._transaction(db):
+            self.stream_id = self._meta('stream_id')
+            self.last_pos = int(self._meta('last_pos') or 0)
+            row = self._x(db, "SELECT min(pos) FROM entries").fetchone()
+        self.first_pos = row[0] if row[0] is not None else self.last_pos + 1
+
+    def producer_marks(self):
+        return dict(self._x(self._db, "SELECT producer, mark FROM producers").fetchall())
+
+    def last_seq(self, key):
+        row = self._x(self._lookup_db, "SELECT seq FROM keyseq WHERE key=?",
+                      (key_text(key),)).fetchone()
+        return row[0] if row else 0
+
+    def append(self, entries, producer, mark):
+        """Write a numbered batch and the producer's new mark, atomically."""
+        self.append_batches([(entries, producer, mark)])
+
+    def append_batches(self, batches):
+        """Write numbered batches (entries, producer, mark), in position
+        order, in one transaction: all or none."""
+        batches = [b for b in batches if b[0]]
+        if not batches:
+            return
+        now = self._clock()
+        texts = {}
+        rows = []
+        marks = {}
+        for entries, producer, mark in batches:
+            for pos, seq, key, data in entries:
+                text = texts.get(key)
+                if text is None:
+                    text = texts[key] = _encode_key(key)
+                rows.append((pos, seq, text, data, now))
+            marks[producer] = mark
+        # the last number of each key is its new counter
+        counters = {row[2]: row[1] for row in rows}
+        first, last = rows[0][0], rows[-1][0]
+        db = self._db
+        with self._transaction(db):
+            self._fence(db)
+            self._xmany(db, "INSERT INTO entries VALUES (?,?,?,?,?)", rows)
+            self._xmany(db, "INSERT INTO keyseq VALUES (?,?,?) ON CONFLICT (key) DO UPDATE "
+                            "SET seq = excluded.seq, ts = excluded.ts",
+                        [(k, seq, now) for k, seq in counters.items()])
+            self._xmany(db, "INSERT INTO producers VALUES (?,?,?) ON CONFLICT (producer) "
+                            "DO UPDATE SET mark = excluded.mark, ts = excluded.ts",
+                        [(p, m, now) for p, m in marks.items()])
+            self._x(db, "UPDATE meta SET value = ? WHERE name = 'last_pos'", (str(last),))
+        if self.first_pos > self.last_pos:
+            self.first_pos = first
+        self.last_pos = last
+        self._appends_since_prune += len(batches)
+
+    @property
+    def prune_due(self):
+        """True once every PRUNE_EVERY appends: the caller prunes then, after
+        it published the batch (a failed prune must not hold a batch back)."""
+        return self._appends_since_prune >= PRUNE_EVERY
+
+    def take_prune_due(self):
+        """``prune_due``, and no longer due: one prune per due, even failed."""
+        due = self.prune_due
+        if due:
+            self._appends_since_prune = 0
+        return due
+
+    def prune(self):
+        """Apply retention; returns the number of entries removed."""
+        self._appends_since_prune = 0
+        now = self._clock()
+        db = self._db
+        n = 0
+        with self._transaction(db):
+            self._fence(db)
+            cutoff = self.last_pos - self.retention_messages + 1
+            row = self._x(db, "SELECT pos FROM entries WHERE ts >= ? ORDER BY pos LIMIT 1",
+                          (now - self.retention_seconds,)).fetchone()
+            cutoff = max(cutoff, row[0] if row else self.last_pos + 1)
+            if cutoff > self.first_pos:
+                n = self._x(db, "DELETE FROM entries WHERE pos < ?", (cutoff,)).rowcount
+            # a counter lives as long as the history: a key none of whose
+            # messages is left, unused since the oldest one kept, goes
+            # (entries are appended in time order: the first one kept is the
+            # oldest, found by its position, not by scanning them all)
+            row = self._x(db, "SELECT ts FROM entries WHERE pos >= ? ORDER BY pos LIMIT 1",
+                          (max(cutoff, self.first_pos),)).fetchone()
+            oldest = row[0] if row else None
+            self._x(db, "DELETE FROM keyseq WHERE ts < ?",
+                    (now - self.retention_seconds if oldest is None else oldest,))
+            # marks by age only: few rows, and they keep resubmissions out
+            self._x(db, "DELETE FROM producers WHERE ts < ?", (now - self.retention_seconds,))
+        self.first_pos = max(self.first_pos, cutoff)
+        return n
+
+    def counts(self):
+        """Rows of each table (for figures and tests)."""
+        return {table: self._x(self._db, f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ('entries', 'keyseq', 'producers')}
+
+    def read(self, from_pos, limit, max_bytes=None):
+        """Entries [pos, seq, key, data] from from_pos on: at most limit, and
+        (the first always) while their keys and data stay within max_bytes."""
+        return self.read_entries(self._db, from_pos, limit, max_bytes)
+
+    def read_entries(self, db, from_pos, limit, max_bytes=None):
+        """``read`` on a given connection (the reader thread's)."""
+        out = []
+        size = 0
+        for pos, seq, key, data in self._x(
+                db, "SELECT pos, seq, key, data FROM entries WHERE pos >= ? "
+                    "ORDER BY pos LIMIT ?", (from_pos, limit)):
+            if max_bytes is not None:
+                size += len(key) + len(data)
+                if out and size > max_bytes:
+                    break
+            out.append([pos, seq, json.loads(key), data])
+        return out
+
+    def _fence(self, db):
+        pass
+
+    def _sql(self, text):
+        return text

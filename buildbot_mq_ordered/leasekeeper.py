@@ -1,0 +1,122 @@
+"""Takes and keeps the lease of a PostgreSQL journal (journal/lease.py) for
+the sequencer: every RENEW_EVERY seconds a candidate tries to take it and a
+leader renews it, in a thread of its own on a connection of its own; the
+decisions are ``Lease``'s (leadership.py).
+
+``owner.lead(term)`` when this router takes the lead, ``owner.step_down(
+term, reason)`` at once when it loses it: a renewal refused or failed (the
+database is away) or not answered before the lease would run out.
+"""
+
+import uuid
+
+from twisted.internet import defer
+from twisted.internet import task
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from buildbot_mq_ordered.failurerun import FailureRun
+from buildbot_mq_ordered.journal import lease as lease_sql
+from buildbot_mq_ordered.leadership import RENEW_EVERY
+from buildbot_mq_ordered.leadership import Lease
+
+
+class LeaseKeeper:
+    def __init__(self, journal, owner, log, clock=None):
+        from twisted.internet import reactor
+        self.journal = journal
+        self.owner = owner
+        self.log = log
+        self.clock = clock or reactor
+        self.lease = Lease()
+        self.holder = str(uuid.uuid4())
+        self._conn = journal.new_connection()
+        self._pool = ThreadPool(1, 1, name='journal-lease')
+        self._loop = task.LoopingCall(self._tick)
+        self._loop.clock = self.clock
+        self._asking = False
+        self._failures = FailureRun()
+
+    def start(self):
+        self._pool.start()
+        self._loop.start(RENEW_EVERY, now=True)
+
+    def _run(self, f, *args):
+        from twisted.internet import reactor
+        return deferToThreadPool(reactor, self._pool, lambda: f(self._conn.get(), *args))
+
+    def _tick(self):
+        now = self.clock.seconds()
+        if self.lease.expired(now):
+            self.lose("its lease was not renewed in time")
+        if self._asking:
+            return
+        self._asking = True
+        if self.lease.leading:
+            term = self.lease.term
+            d = self._run(lease_sql.renew, term, self.lease.seconds)
+            d.addCallback(self._renewed, term, now)
+        else:
+            d = self._run(lease_sql.acquire, self.holder, self.lease.seconds)
+            d.addCallback(self._acquired, now)
+        d.addErrback(self._failed)
+        d.addBoth(self._asked)
+
+    def _asked(self, _):
+        self._asking = False
+
+    def _renewed(self, ok, term, asked_at):
+        self._reconnected()
+        if not ok and term == self.lease.term:
+            self.lose("another router took its lease over")
+        elif ok:
+            self.lease.renewed(term, asked_at)
+
+    def _acquired(self, term, asked_at):
+        self._reconnected()
+        if term is not None:
+            self.lease.acquired(term, asked_at)
+            d = defer.maybeDeferred(self.owner.lead, term)
+            d.addErrback(self._lead_failed, term)
+
+    def _lead_failed(self, failure, term):
+        self.log.failure("sequencer: taking the lead with term {term} failed",
+                         failure=failure, term=term)
+        if self.lease.term == term:
+            self.lose("taking the lead failed")
+
+    def _failed(self, failure):
+        self._conn.close()    # a new connection next time
+        if self.lease.leading:
+            self.lose(f"the journal's database is away ({failure.getErrorMessage()})")
+        elif self._failures.failed():
+            self.log.warn("sequencer: cannot reach the journal {name} to take the lead: "
+                          "{err} ({n} tries in a row)", name=self.journal.name,
+                          err=failure.getErrorMessage(), n=self._failures.count)
+
+    def _reconnected(self):
+        n = self._failures.succeeded()
+        if n:
+            self.log.info("sequencer: the journal {name} answers again (after {n} failed "
+                          "tries)", name=self.journal.name, n=n)
+
+    def lose(self, reason):
+        """Stop leading now (a no-op unless leading)."""
+        term = self.lease.lost()
+        if term is not None:
+            self.owner.step_down(term, reason)
+
+    def stop(self):
+        """Stop trying; a leader lets the next one in at once."""
+        if self._loop.running:
+            self._loop.stop()
+        term = self.lease.lost()
+        self._pool.stop()     # waits for a request under way
+        if term is not None:
+            try:
+                lease_sql.release(self._conn.get(), term)
+            except Exception as e:
+                self.log.warn("sequencer: could not release the lease of term {term} "
+                              "({err}); it runs out by itself", term=term, err=e)
+        self._conn.close()
+        return defer.succeed(None)

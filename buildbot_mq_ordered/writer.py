@@ -1,0 +1,174 @@
+"""The journal's writer: one thread per sequencer, group commit.
+
+The sequencer numbers a batch on the reactor and hands it here; the writer
+thread commits every batch queued meanwhile in one transaction, and each
+batch's Deferred then fires on the reactor, in position order. So a commit
+(0.1 ms on SQLite, a network round trip on PostgreSQL) never holds up the
+routing, and a burst costs one commit.
+
+A failed commit fails its batches and every batch numbered after them
+(their positions follow numbers that were never written), and the writer
+refuses batches until ``reload`` - run once it is idle - has read the
+journal again: the sequencer renumbers from what was really committed.
+``stop`` (a deposed leader) fails what is queued the same way.
+"""
+
+from twisted.internet import defer
+from twisted.python import log
+
+
+class JournalWriter:
+    def __init__(self, journal, owner, run=None):
+        """``owner.written()`` (a group's Deferreds fired), ``owner.reloaded(
+        marks)``, ``owner.pruned(marks)`` and ``owner.prune_failed(failure)``
+        are called on the reactor (marks: the journal's producer marks); ``run(f, *args)`` runs f in the writer
+        thread and returns a Deferred (default: a thread of its own)."""
+        self.journal = journal
+        self._owner = owner
+        # a :memory: journal has one connection, used in place
+        self._run = run or (defer.maybeDeferred if journal.path == ':memory:'
+                            else self._in_thread)
+        self._pool = None
+        self._queue = []       # (entries, producer, mark, deferred), numbered
+        self._busy = False     # a job in the writer thread
+        self._writing = []     # the group being committed
+        self._failure = None   # refuse batches until reloaded
+        self._reload_wanted = False
+        self._reload_waiters = []
+        self.answering = False   # firing a committed group's Deferreds
+
+    @property
+    def idle(self):
+        return not self._busy and not self._queue
+
+    def write(self, entries, producer, mark):
+        """A Deferred that fires once the batch is committed (after every
+        batch numbered before it), or fails if it never will be. An empty
+        batch (a resubmission) waits for the batches before it: its producer's
+        mark is only safe to acknowledge once they are committed."""
+        if self._failure is not None:
+            # one attempt per refused batch: a server away is not hammered
+            self._reload_wanted = True
+            self._next()
+            return defer.fail(self._failure)
+        if not entries and self.idle:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._queue.append((entries, producer, mark, d))
+        self._next()
+        return d
+
+    def reload(self):
+        """A Deferred that fires once the journal was read again (after the
+        commit under way, if any) and the owner was told (``reloaded``)."""
+        d = defer.Deferred()
+        self._reload_waiters.append(d)
+        self._reload_wanted = True
+        self._next()
+        return d
+
+    def pending_seq(self, key):
+        """The newest number of key in a batch not yet committed, or None."""
+        for entries, _, _, _ in reversed(self._writing + self._queue):
+            for entry in reversed(entries):
+                if entry[2] == key:
+                    return entry[1]
+        return None
+
+    def pending_producers(self):
+        return {b[1] for b in self._writing + self._queue}
+
+    def fail(self, failure):
+        """Fail whatever is queued (the group being committed fails or
+        commits on its own), and refuse batches until reloaded."""
+        queued, self._queue = self._queue, []
+        self._failure = failure
+        self._reload_wanted = True
+        for *_, d in queued:
+            d.errback(failure)
+        self._next()
+
+    def _next(self):
+        if self._busy:
+            return
+        if self._reload_wanted:
+            self._reload_wanted = False
+            return self._job(self._load, self._loaded, self._load_failed)
+        if self._failure is not None:
+            return
+        if self.journal.take_prune_due():
+            return self._job(self._prune, self._pruned, self._prune_failed)
+        if self._queue:
+            self._writing, self._queue = self._queue, []
+            self._job(self.journal.append_batches, self._written, self._not_written,
+                      [b[:3] for b in self._writing])
+
+    def _job(self, f, done, failed, *args):
+        self._busy = True
+        d = self._run(f, *args)
+        d.addCallbacks(done, failed)
+        d.addBoth(self._job_done)
+        d.addErrback(log.err, "journal writer")   # a bug in a callback: said, not lost
+
+    def _job_done(self, result):
+        self._busy = False
+        self._next()
+
+    def _written(self, _):
+        group, self._writing = self._writing, []
+        self.answering = True
+        try:
+            for *_, d in group:
+                d.callback(None)
+        finally:
+            self.answering = False
+        self._owner.written()
+
+    def _not_written(self, failure):
+        group, self._writing = self._writing, []
+        queued, self._queue = self._queue, []
+        self._failure = failure
+        self._reload_wanted = True
+        for *_, d in group + queued:
+            d.errback(failure)
+
+    def _prune(self):
+        self.journal.prune()
+        return self.journal.producer_marks()
+
+    def _pruned(self, marks):
+        self._owner.pruned(marks)
+
+    def _prune_failed(self, failure):
+        # the batches are committed: a failed prune holds none back
+        self._owner.prune_failed(failure)
+
+    def _load(self):
+        self.journal.load()
+        return self.journal.producer_marks()
+
+    def _loaded(self, marks):
+        self._failure = None
+        self._owner.reloaded(marks)
+        waiters, self._reload_waiters = self._reload_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _load_failed(self, failure):
+        waiters, self._reload_waiters = self._reload_waiters, []
+        for d in waiters:
+            d.errback(failure)
+
+    def _in_thread(self, f, *args):
+        from twisted.internet import reactor
+        from twisted.internet.threads import deferToThreadPool
+        if self._pool is None:
+            from twisted.python.threadpool import ThreadPool
+            self._pool = ThreadPool(1, 1, name='journal-writer')
+            self._pool.start()
+        return deferToThreadPool(reactor, self._pool, f, *args)
+
+    def stop(self):
+        if self._pool is not None:
+            self._pool.stop()     # waits for a commit under way
+            self._pool = None

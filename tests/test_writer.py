@@ -1,0 +1,155 @@
+"""The journal's writer thread, through the sequencer's submit: group
+commit, answers in position order after the commit, and a failed commit
+failing every batch numbered after it, without losing a number."""
+
+import threading
+
+from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import ComponentConfig
+from twisted.internet import defer
+from twisted.internet import reactor
+from twisted.internet import task
+from twisted.trial import unittest
+
+from buildbot_mq_ordered import sequencer as seqmod
+from buildbot_mq_ordered.journal import Journal
+
+HOLD_TIMEOUT = 10   # seconds a held commit waits for the test, at most
+
+
+class HeldJournal:
+    """Wraps a journal's append_batches: records each group and the thread
+    it ran in; ``hold()`` makes the next commit wait for ``release()``."""
+
+    def __init__(self, journal):
+        self.journal = journal
+        self.groups = []
+        self.threads = set()
+        self.fail_next = None
+        self._gate = self._next_gate = None
+        self.entered = threading.Event()
+        self._real = journal.append_batches
+        journal.append_batches = self.append_batches
+
+    def hold(self):
+        self._gate = self._next_gate = threading.Event()
+        self.entered.clear()
+
+    def release(self):
+        self._gate.set()
+
+    def append_batches(self, batches):
+        self.threads.add(threading.current_thread())
+        self.entered.set()
+        gate, self._next_gate = self._next_gate, None
+        if gate is not None and not gate.wait(HOLD_TIMEOUT):
+            raise RuntimeError("the test never released the commit")
+        self.groups.append([b[0][0][0] for b in batches if b[0]])
+        failure, self.fail_next = self.fail_next, None
+        if failure is not None:
+            raise failure
+        return self._real(batches)
+
+
+class WriterThread(unittest.TestCase):
+    timeout = 30
+
+    def setUp(self):
+        s = seqmod.Sequencer(ComponentConfig('buildbot', {}))
+        s.journal = Journal(self.mktemp())
+        s._setup(key_cache_size=100)
+        s.leading = True
+        s.published = []
+        s.publish = lambda topic, stream_id, entries: s.published.append(
+            [e[0] for e in entries])
+        self.s = s
+        self.held = HeldJournal(s.journal)
+        self.addCleanup(self.stop)
+
+    def stop(self):
+        self.s.writer.stop()
+        self.s._reader.stop()
+        self.s.journal.close()
+
+    @defer.inlineCallbacks
+    def first_commit_held(self):
+        """Submit one batch whose commit is held in the writer thread."""
+        self.held.hold()
+        first = self.s.submit('p0', [[1, ['k'], b'0']])
+        yield self.poll(self.held.entered.is_set, "the commit did not start")
+        return first
+
+    @defer.inlineCallbacks
+    def test_batches_queued_during_a_commit_are_one_commit_answered_in_order(self):
+        first = yield self.first_commit_held()
+        answered = []
+        ds = []
+        for i in range(1, 21):
+            d = self.s.submit(f'p{i}', [[1, ['k'], b'1'], [2, [f'k{i}'], b'2']])
+            d.addCallback(answered.append)
+            ds.append(d)
+        self.assertEqual(answered, [])          # nothing before its commit
+        self.held.release()
+        self.assertEqual((yield first), [1, 1])
+        yield defer.gatherResults(ds)
+        # each group's events follow its answers (same reactor turn)
+        yield self.poll(lambda: len(self.s.published) == 21, "the group's events")
+        self.assertEqual(answered, [[2, 1 + 2 * i] for i in range(1, 21)])
+        self.assertEqual(self.held.groups, [[1], [2 * i for i in range(1, 21)]])
+        self.assertEqual(self.s.published, [[1]] + [[2 * i, 2 * i + 1] for i in range(1, 21)])
+        self.assertNotIn(threading.main_thread(), self.held.threads)
+        self.assertEqual(self.s.info()['head'], 41)
+        self.assertEqual([e[1] for e in self.s.journal.read(1, 100) if e[2] == ['k']],
+                         list(range(1, 22)))
+
+    @defer.inlineCallbacks
+    def test_a_failed_commit_fails_every_batch_numbered_after_it(self):
+        ok = yield self.s.submit('p', [[1, ['k'], b'1']])
+        self.assertEqual(ok, [1, 1])
+        first = yield self.first_commit_held()   # position 2, p0
+        self.held.fail_next = OSError("disk I/O error")
+        after = [self.s.submit('p', [[2, ['k'], b'2']]),
+                 self.s.submit('q', [[1, ['k'], b'3']])]
+        self.held.release()
+        for d in [first] + after:
+            with self.assertRaises(ApplicationError) as e:
+                yield d
+            self.assertEqual(e.exception.error, seqmod.JOURNAL_ERROR)
+            self.assertIn('disk I/O error', e.exception.args[0])
+        self.flushLoggedErrors()
+        self.assertEqual(self.s.published, [[1]])
+        # the retries get the positions and numbers as if nothing had failed
+        yield self.wait_idle()
+        self.assertEqual((yield self.s.submit('p', [[2, ['k'], b'2']])), [2, 2])
+        self.assertEqual((yield self.s.submit('q', [[1, ['k'], b'3']])), [1, 3])
+        self.assertEqual([e[:2] for e in self.s.journal.read(1, 10)], [[1, 1], [2, 2], [3, 3]])
+
+    @defer.inlineCallbacks
+    def test_a_resubmission_is_answered_after_its_batch_is_committed(self):
+        first = yield self.first_commit_held()
+        again = self.s.submit('p0', [[1, ['k'], b'0']])
+        self.assertNoResult(again)      # its mark is not safe before the commit
+        self.held.release()
+        self.assertEqual((yield first), [1, 1])
+        self.assertEqual((yield again), [1, None])
+
+    @defer.inlineCallbacks
+    def test_replay_answers_only_what_was_published(self):
+        yield self.s.submit('p', [[1, ['k'], b'1']])
+        first = yield self.first_commit_held()
+        self.held.release()
+        answer = yield self.s.replay(1, 10)
+        self.assertEqual(answer[2], max(e[0] for e in answer[3]))
+        yield first
+
+    def wait_idle(self):
+        return self.poll(lambda: self.s.writer.idle, "the writer did not become idle")
+
+    @defer.inlineCallbacks
+    def poll(self, condition, what, timeout=HOLD_TIMEOUT):
+        """Until condition() (checked every 10 ms), at most timeout seconds."""
+        deadline = reactor.seconds() + timeout
+        while not condition():
+            if reactor.seconds() > deadline:
+                self.fail(what)
+            yield task.deferLater(reactor, 0.01, lambda: None)
