@@ -1,4 +1,5 @@
-"""A real cluster, end to end, as docs/cluster.rst sets it up: one router, two
+"""A real cluster, end to end, as docs/cluster.rst sets it up: one router (and
+then two on one PostgreSQL journal, the leader killed mid-build), two
 ``buildbot`` masters (separate processes, ``buildbot create-master`` +
 ``master.cfg.example``, ``buildbot start``) sharing one PostgreSQL database,
 and one ``buildbot-worker`` connected to master 1.
@@ -215,12 +216,10 @@ class Cluster(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix='bmo-cluster-')
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.db_url = self.create_database()
-        self.router = Router(cbdir=os.path.join(self.tmp, 'router'))
-        os.makedirs(self.router.cbdir)
-        self.addCleanup(self.router.stop)
-        self.router.start()
+        self.routers = self.start_routers()
+        self.router = self.routers[0]
         env = dict(os.environ,
-                   BUILDBOT_MQ_ROUTER_URL=self.router.url,
+                   BUILDBOT_MQ_ROUTER_URL=','.join(r.url for r in self.routers),
                    BUILDBOT_MQ_REALM=self.router.realm,
                    BUILDBOT_DB_URL=self.db_url,
                    BUILDBOT_WORKER_NAME=WORKER_NAME,
@@ -230,6 +229,16 @@ class Cluster(unittest.TestCase):
         self.worker_dir = os.path.join(self.tmp, 'worker')
         # runs first: whatever a failed test left running
         self.addCleanup(self.stop_everything)
+
+    def start_routers(self):
+        router = Router(cbdir=os.path.join(self.tmp, 'router'))
+        os.makedirs(router.cbdir)
+        self.addCleanup(router.stop)
+        router.start()
+        return [router]
+
+    def while_builds_run(self):
+        """A fault to inject once the builds are forced (none here)."""
 
     # -- the database ------------------------------------------------------
 
@@ -354,6 +363,7 @@ class Cluster(unittest.TestCase):
             _bsid, brids_by_builder = reply['result']
             brids.extend(brids_by_builder.values())
         self.assertEqual(len(brids), BUILDS)
+        self.while_builds_run()
 
         def all_complete():
             requests = m1.get('buildrequests')['buildrequests']
@@ -410,12 +420,46 @@ class Cluster(unittest.TestCase):
         for kind in ('builds', 'steps', 'buildrequests'):
             self.assertTrue(any(key[0] == kind for key, _ in b1), kind)
 
-        # nothing went wrong in the masters' or the router's logs (nothing
+        # nothing went wrong in the masters' or the routers' logs (nothing
         # filtered out)
-        self.router.stop()
+        for r in self.routers:
+            r.stop()
         for name, path in [(m.name, m.log) for m in self.masters] + [
-                ('router', self.router.log_path), ('router console', self.router.console_path)]:
+                (f'router {i}', p) for i, r in enumerate(self.routers)
+                for p in (r.log_path, r.console_path) if os.path.exists(p)]:
             with open(path, errors='replace') as f:
                 text = f.read()
             at = text.find('Traceback')
             self.assertEqual(at, -1, f"{name} {path}:\n{text[max(0, at - 2000):at + 12000]}")
+
+
+class HACluster(Cluster):
+    """The same cluster with two routers on one PostgreSQL journal (the
+    cluster's own server, a database of its own): the leader's router is
+    killed with SIGKILL while the builds run; every build succeeds."""
+
+    def start_routers(self):
+        from tests.pgutil import fresh_database
+        journal = fresh_database(self)
+        routers = [Router(cbdir=os.path.join(self.tmp, f'router{i}'),
+                          extra_args=['--journal', journal]) for i in (1, 2)]
+        for r in routers:
+            self.addCleanup(r.stop)
+            r.start_async()
+        for r in routers:
+            r.wait_ready()
+        return routers
+
+    def leader(self):
+        """The router whose sequencer leads (it says so in its log)."""
+        def leading():
+            says = [r for r in self.routers if r.running and
+                    'sequencer leads realm' in open(r.log_path, errors='replace').read()]
+            return says[0] if len(says) == 1 else None
+        return self.wait_until('a router to lead', leading, 30)
+
+    def while_builds_run(self):
+        leader = self.leader()
+        leader.kill()
+        print(f"killed the leading router {leader.url}")
+        self.routers = [r for r in self.routers if r is not leader]
