@@ -142,6 +142,7 @@ class LoadNode:
         if a.mq == 'ordered-wamp':
             from buildbot_mq_ordered.mq import OrderedWampMQ
             mq = OrderedWampMQ()
+            mq.setName(a.name)   # the name its reports give (no Buildbot master here)
             cfg = _Config({'type': 'ordered-wamp', 'router_url': a.router_url,
                            'realm': a.realm, 'initial_retry_delay': 0.2,
                            'max_retry_delay': 2.0, 'shutdown_timeout': 30})
