@@ -17,10 +17,16 @@ setup(
         'msgpack',
     ],
     extras_require={
-        'router': ['crossbar'],
+        'router': ['crossbar', 'prometheus-client'],
+        # the cluster's page in Buildbot's web UI (dashboard.py)
+        'dashboard': ['buildbot-wsgi-dashboards'],
         'bench': ['psutil', 'matplotlib'],
         'test': [
             'crossbar',
+            'prometheus-client',
+            'buildbot-wsgi-dashboards',
+            # the dashboard's test drives Debian's chromium (tests/browser.sh)
+            'selenium',
             'buildbot-worker',
             'buildbot-www',
             'psycopg2-binary',

@@ -51,6 +51,9 @@ def add_parser(sub):
     p.add_argument('--open-realm', action='store_true',
                    help="let every session publish/register anything (tests and the "
                         "stock wamp MQ only; never in production)")
+    p.add_argument('--metrics-port', type=int, metavar='PORT',
+                   help="serve /metrics (Prometheus) and /healthz over HTTP on this "
+                        "port, on --host's interface (docs/operations.rst)")
     p.add_argument('--loglevel', default='info',
                    choices=['none', 'critical', 'error', 'warn', 'info', 'debug', 'trace'],
                    help="Crossbar's log level (default: info)")
@@ -107,8 +110,9 @@ def journal_path(args):
 
 
 def write_config(args, authids=()):
-    if not 0 < args.port < 65536:
-        raise SystemExit(f"--port must be between 1 and 65535, not {args.port}")
+    for option, port in (('--port', args.port), ('--metrics-port', args.metrics_port)):
+        if port is not None and not 0 < port < 65536:
+            raise SystemExit(f"{option} must be between 1 and 65535, not {port}")
     if args.retention_messages < 1 or args.retention_seconds <= 0:
         raise SystemExit("--retention-messages and --retention-seconds must be positive")
     check_tls(args)
@@ -118,7 +122,8 @@ def write_config(args, authids=()):
         open_realm=args.open_realm, retention_messages=args.retention_messages,
         retention_seconds=args.retention_seconds, fsync=args.fsync,
         authids=authids, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        journal=journal_path(args))
+        journal=journal_path(args),
+        metrics_port=args.metrics_port, metrics_host=args.host)
     path = os.path.join(os.path.abspath(args.cbdir), 'config.json')
     with open(path, 'w') as f:
         json.dump(config, f, indent=2)
@@ -220,6 +225,9 @@ def run(args):
     journal = journal_path(args)
     url = f"{'wss' if args.tls_cert else 'ws'}://{args.host}:{args.port}/ws"
     problem = check_port(args.host, args.port)
+    if not problem and args.metrics_port:
+        problem = check_port(args.host, args.metrics_port)
+        problem = problem and f"--metrics-port: {problem}"
     if problem:
         say(problem, err=True)
         return 1
