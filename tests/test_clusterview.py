@@ -166,3 +166,22 @@ class Defaults(unittest.TestCase):
     def test_stale_after_several_report_intervals(self):
         from buildbot_mq_ordered.masterreport import REPORT_EVERY
         self.assertGreaterEqual(clusterview.STALE_AFTER, 3 * REPORT_EVERY)
+
+
+class HealthEndpoint(unittest.TestCase):
+
+    def render(self, ok, line):
+        from twisted.web.test.requesthelper import DummyRequest
+
+        from buildbot_mq_ordered.metricsweb import Healthz
+        request = DummyRequest([b''])
+        body = Healthz(lambda: (ok, line)).render_GET(request)
+        return request.responseCode, body
+
+    def test_200_or_503_with_one_line(self):
+        self.assertEqual(self.render(True, 'ok'), (200, b'ok\n'))
+        v = ClusterView()
+        v.on_info_failed('wamp.error.no_such_procedure', now=0)
+        self.assertEqual(
+            self.render(False, router_problem(v.status(0))),
+            (503, b'no sequencer answers on this router (wamp.error.no_such_procedure)\n'))
