@@ -25,7 +25,7 @@ def dashboard(name='mq', caption='MQ cluster', order=20):
     docs/operations.rst)."""
     from buildbot_mq_ordered.webdashboard import DashboardApp
     return {'name': name, 'caption': caption, 'app': DashboardApp(name),
-            'order': order, 'icon': 'stream'}
+            'order': order, 'icon': 'sitemap'}
 
 
 def import_autobahn_serializers():

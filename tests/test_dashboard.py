@@ -7,7 +7,6 @@ a screenshot is kept in the test's temporary directory."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from buildbot_mq_ordered.load.nodes import NodeProcess
 from buildbot_mq_ordered.load.nodes import drive
 from buildbot_mq_ordered.load.processes import Router
 from buildbot_mq_ordered.load.processes import free_port
+from tests.test_buildbot_master import FreshBasedir
 from tests.test_buildbot_master import two_step_config
 
 CHROMIUM = '/usr/bin/chromium'
@@ -65,13 +65,8 @@ def page_figures(driver):
     return driver.execute_script(READ_PAGE)
 
 
-class DashboardInBrowser(RunMasterBase):
+class DashboardInBrowser(FreshBasedir, RunMasterBase):
     timeout = 240
-
-    def mktemp(self):
-        parent = tempfile.mkdtemp(prefix='bmo-dashboard-')
-        self.addCleanup(shutil.rmtree, parent, ignore_errors=True)
-        return os.path.join(parent, 'basedir')
 
     def start_nodes(self, router, tmp):
         nodes = [NodeProcess(router.url, f'node{i}', os.path.join(tmp, f'node{i}.json'),
