@@ -49,16 +49,23 @@ class ClusterView:
         self.stream_seen = None
         self.ignored_reports = 0
         self._recent = deque()     # (arrival time, entries) of the last window
+        self._since = None         # the first event: a younger monitor's window is shorter
 
     # -- events ---------------------------------------------------------------
 
+    def _saw(self, now):
+        if self._since is None:
+            self._since = now
+
     def on_info(self, info, now):
+        self._saw(now)
         if not (isinstance(info, dict) and all(
                 k in info for k in ('stream_id', 'head', 'first_pos'))):
             return self.on_info_failed('malformed info answer', now)
         self.info, self.info_at, self.info_error = info, now, None
 
     def on_info_failed(self, reason, now):
+        self._saw(now)
         self.info, self.info_error = None, reason
 
     def on_report(self, report, now):
@@ -72,6 +79,7 @@ class ClusterView:
 
     def on_stream(self, stream_id, entries, now):
         """A stream event: its stream id and entries [pos, seq, key, data]."""
+        self._saw(now)
         if not isinstance(entries, list) or not entries:
             return
         if stream_id != self.stream_seen:
@@ -96,7 +104,8 @@ class ClusterView:
     def rate(self, now):
         while self._recent and self._recent[0][0] < now - self.window:
             self._recent.popleft()
-        return sum(n for _, n in self._recent) / self.window
+        span = self.window if self._since is None else min(self.window, now - self._since)
+        return sum(n for _, n in self._recent) / max(span, 1.0)
 
     def master_row(self, report, arrived, head_then, head, stream_id, now):
         age = now - arrived

@@ -118,9 +118,15 @@ class Verdicts(unittest.TestCase):
         v = self.view()
         v.on_stream('s1', [[i, 1, ['k'], b''] for i in range(1, 61)], now=0)
         v.on_stream('s1', [[61, 1, ['k'], b'']] * 60, now=30)
-        s = v.status(now=59)
+        s = v.status(now=60)
         self.assertEqual((s['rate'], s['sequenced_total']), (2.0, 120))
         self.assertEqual(v.status(now=61)['rate'], 1.0)
+
+    def test_rate_of_a_young_monitor_over_its_age(self):
+        v = self.view()   # first event at 0
+        v.on_stream('s1', [[i, 1, ['k'], b''] for i in range(1, 21)], now=5)
+        self.assertEqual(v.status(now=10)['rate'], 2.0)
+        self.assertEqual(v.status(now=0.5)['rate'], 20.0)   # at least one second
 
     def test_a_new_stream_resets_the_head_seen(self):
         v = self.view()
