@@ -18,12 +18,14 @@ REPORT_EVERY = 2.0
 
 def master_name(mq):
     """Buildbot's master name (host:basedir) when the MQ runs in a master;
-    else the service's name, else the producer id."""
+    else the name given to the service (load nodes), else the producer id."""
     master = getattr(getattr(mq, 'parent', None), 'master', None)
     name = getattr(master, 'name', None)
     if isinstance(name, str):
         return name
-    return mq.name or f'producer-{mq.producer_id[:12]}'
+    if mq.name and mq.name != type(mq).name:   # Buildbot's default: no name given
+        return mq.name
+    return f'producer-{mq.producer_id[:12]}'
 
 
 def build_report(mq, state, every=REPORT_EVERY):
@@ -50,9 +52,10 @@ def build_report(mq, state, every=REPORT_EVERY):
 class MasterReporter:
     """Publishes an MQ's report on the joined session, on a timer."""
 
-    def __init__(self, mq, every=REPORT_EVERY):
+    def __init__(self, mq, every=REPORT_EVERY, clock=None):
         self.mq = mq
         self.every = every
+        self.clock = clock         # the reactor, unless a test's
         self.session = None
         self._loop = None
         self.published = 0
@@ -62,6 +65,8 @@ class MasterReporter:
         self.stop()
         self.session = session
         self._loop = task.LoopingCall(self.publish, 'joined')
+        if self.clock is not None:
+            self._loop.clock = self.clock
         self._loop.start(self.every, now=True)
 
     def stop(self, final=False):
