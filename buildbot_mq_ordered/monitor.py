@@ -22,6 +22,9 @@ from buildbot_mq_ordered.clusterview import ClusterView
 from buildbot_mq_ordered.clusterview import router_problem
 
 INFO_EVERY = 1.0
+# an info call unanswered this long counts as failed (a wedged sequencer
+# must not look like a leading one)
+INFO_TIMEOUT = 5.0
 
 
 class Monitor(ApplicationSession):
@@ -72,7 +75,7 @@ class Monitor(ApplicationSession):
         self.view.on_stream(args[0], args[1], self.now())
 
     def ask_info(self):
-        d = self.call(wire.INFO)
+        d = self.call(wire.INFO).addTimeout(INFO_TIMEOUT, self.reactor)
         d.addCallbacks(lambda info: self.view.on_info(info, self.now()),
                        lambda f: self.view.on_info_failed(f.getErrorMessage(), self.now()))
         return d

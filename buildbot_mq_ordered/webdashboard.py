@@ -77,6 +77,7 @@ class DashboardApp:
         if not isinstance(impl, OrderedWampMQ):
             raise RuntimeError("this master's MQ is not ordered-wamp")
         if impl.session is None:
-            raise RuntimeError(f"this master has not joined the router at {impl._router()}")
+            raise RuntimeError("this master has not joined the router (its twistd.log "
+                               "says why)")
         d = impl.session.call(wire.STATUS)
         return d.addTimeout(CALL_TIMEOUT, reactor)
