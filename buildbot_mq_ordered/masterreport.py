@@ -79,10 +79,11 @@ class MasterReporter:
 
     def publish(self, state):
         session = self.session
-        if session is None or not session.is_attached():
+        if session is None:
             return
         try:
-            session.publish(wire.REPORT, build_report(self.mq, state, self.every))
-            self.published += 1
+            if session.is_attached():
+                session.publish(wire.REPORT, build_report(self.mq, state, self.every))
+                self.published += 1
         except Exception as e:   # the transport went: the next join reports again
             log.msg(f"ordered-wamp: report not sent ({e})")

@@ -301,7 +301,8 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         if placed:
             if not self._ready:
                 self._become_ready()
-            self.reporter.start(session)
+            if not self._stopping:   # its last report may be sent already
+                self.reporter.start(session)
             self._flush()
 
     def _left(self):
