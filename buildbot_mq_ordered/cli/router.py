@@ -145,7 +145,7 @@ def _probe_host(host):
     return {'0.0.0.0': '127.0.0.1', '::': '::1', '': '127.0.0.1'}.get(host, host)
 
 
-def check_port(host, port):
+def check_port(host, port, option='--port'):
     """None if the port can be listened on, else why not (one line)."""
     family = socket.AF_INET6 if ':' in host else socket.AF_INET
     with socket.socket(family) as s:
@@ -155,7 +155,7 @@ def check_port(host, port):
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 return (f"port {port} on {host} is already in use (another router?): "
-                        "stop that one or pick another --port")
+                        f"stop that one or pick another {option}")
             return f"cannot listen on {host}:{port}: {e.strerror}"
     return None
 
@@ -226,8 +226,7 @@ def run(args):
     url = f"{'wss' if args.tls_cert else 'ws'}://{args.host}:{args.port}/ws"
     problem = check_port(args.host, args.port)
     if not problem and args.metrics_port:
-        problem = check_port(args.host, args.metrics_port)
-        problem = problem and f"--metrics-port: {problem}"
+        problem = check_port(args.host, args.metrics_port, '--metrics-port')
     if problem:
         say(problem, err=True)
         return 1
