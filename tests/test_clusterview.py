@@ -191,3 +191,14 @@ class HealthEndpoint(unittest.TestCase):
         self.assertEqual(
             self.render(False, router_problem(v.status(0))),
             (503, b'no sequencer answers on this router (wamp.error.no_such_procedure)\n'))
+
+
+class StatusCommandAsksTheLeader(unittest.TestCase):
+
+    def test_a_router_without_a_leading_sequencer_is_asked_last(self):
+        from buildbot_mq_ordered.cli.status import ask_next
+        standby = {'sequencer': None}
+        self.assertTrue(ask_next(standby, answered=1, routers=2))
+        self.assertFalse(ask_next(standby, answered=2, routers=2))   # all asked: its answer
+        self.assertFalse(ask_next({'sequencer': 'leading'}, answered=1, routers=2))
+        self.assertFalse(ask_next(standby, answered=1, routers=1))

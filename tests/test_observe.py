@@ -187,3 +187,8 @@ class ClusterObserved(unittest.TestCase):
         code, out, err = status(f'ws://127.0.0.1:{free_port()}/ws', '--timeout', '2')
         self.assertEqual(code, 3)
         self.assertIn("no answer from", err)
+        # several routers: one not running is passed over
+        code, out, err = status(f'ws://127.0.0.1:{free_port()}/ws', '--router',
+                                self.router.url, '--json')
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)['sequencer'], 'leading')

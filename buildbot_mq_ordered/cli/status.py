@@ -79,9 +79,19 @@ def ask(reactor, args):
     opts = {'authid': args.authid, 'secret_file': args.secret_file, 'secret': None}
     authentication = yield config.authentication(opts, None)
 
+    asked = []   # the routers that answered, in turn
+
+    def answered(status):
+        asked.append(status)
+        if ask_next(status, len(asked), len(args.router)):
+            link.move_on()
+        elif not answer.called:
+            answer.callback(status)
+
     def joined(session):
         if not answer.called:
-            session.call(wire.STATUS).chainDeferred(answer)
+            session.call(wire.STATUS).addCallbacks(
+                answered, lambda f: answer.called or answer.errback(f))
 
     retry = {'initial_retry_delay': 0.5, 'max_retry_delay': 2.0,
              'retry_delay_growth': 1.5, 'retry_delay_jitter': 0.1}
@@ -99,6 +109,13 @@ def ask(reactor, args):
             timer.cancel()
         yield link.stop()
     return status
+
+
+def ask_next(status, answered, routers):
+    """With several --router (a leader and standbys), a router whose
+    sequencer does not lead is asked last: its monitor knows no masters
+    (they report to the leader's router)."""
+    return status['sequencer'] != 'leading' and answered < routers
 
 
 def explain(failure):
