@@ -19,7 +19,7 @@ setup(
     ],
     extras_require={
         'router': ['crossbar', 'prometheus-client'],
-        # the cluster's page in Buildbot's web UI (dashboard.py)
+        # the cluster's page in Buildbot's web UI (webdashboard.py)
         'dashboard': ['buildbot-wsgi-dashboards'],
         'bench': ['psutil', 'matplotlib'],
         'test': [
