@@ -8,6 +8,7 @@ setup(
     long_description_content_type='text/markdown',
     license='GPL-2.0-only',
     packages=find_packages(include=['buildbot_mq_ordered', 'buildbot_mq_ordered.*']),
+    package_data={'buildbot_mq_ordered': ['dashboard.html']},
     python_requires='>=3.9',
     install_requires=[
         'buildbot>=4.0',
@@ -17,10 +18,17 @@ setup(
         'msgpack',
     ],
     extras_require={
-        'router': ['crossbar', 'psycopg[binary]'],   # psycopg: a PostgreSQL journal
+        # psycopg: a PostgreSQL journal; prometheus-client: --metrics-port
+        'router': ['crossbar', 'psycopg[binary]', 'prometheus-client'],
+        # the cluster's page in Buildbot's web UI (webdashboard.py)
+        'dashboard': ['buildbot-wsgi-dashboards'],
         'bench': ['psutil', 'matplotlib'],
         'test': [
             'crossbar',
+            'prometheus-client',
+            'buildbot-wsgi-dashboards',
+            # the dashboard's test drives Debian's chromium (tests/browser.sh)
+            'selenium',
             'buildbot-worker',
             'buildbot-www',
             'psycopg2-binary',    # the masters' database in tests/test_cluster_e2e.py

@@ -16,6 +16,18 @@ __version__ = '0.1.0'
 IMPORT_LINE = 'import buildbot_mq_ordered'
 
 
+def dashboard(name='mq', caption='MQ cluster', order=20):
+    """The cluster's page in Buildbot's web UI; in master.cfg::
+
+        c['www']['plugins']['wsgi_dashboards'] = [buildbot_mq_ordered.dashboard()]
+
+    (needs ``pip install 'buildbot-mq-ordered[dashboard]'``; see
+    docs/operations.rst)."""
+    from buildbot_mq_ordered.webdashboard import DashboardApp
+    return {'name': name, 'caption': caption, 'app': DashboardApp(name),
+            'order': order, 'icon': 'sitemap'}
+
+
 def import_autobahn_serializers():
     """Import autobahn's serializers without its optional UBJSON codec.
 

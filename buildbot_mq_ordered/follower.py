@@ -53,6 +53,7 @@ class StreamFollower:
         # at: until it is delivered here, what was produced here is in flight
         self.awaited_pos = 0
         self.skipped = 0
+        self.replayed = 0         # entries that came in replay answers
         self.stream_changes = 0
         self.other_stream_events = 0
         self._replay = None       # (token, first, last) of the replay in flight
@@ -131,6 +132,7 @@ class StreamFollower:
             return self._new_stream(stream_id, first_pos, head) + self._fill()
         buf = self.buffer
         entries, out = self._well_formed(entries)
+        self.replayed += len(entries)
         before = buf.next_pos
         if head < buf.highest_seen:
             out.append(Report('info', (

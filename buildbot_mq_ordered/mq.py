@@ -23,6 +23,7 @@ from buildbot_mq_ordered import config as mqconfig
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.consumers import ConsumerRegistry
 from buildbot_mq_ordered.follower import StreamFollower
+from buildbot_mq_ordered.masterreport import MasterReporter
 from buildbot_mq_ordered.producer import Producer
 from buildbot_mq_ordered.session import RouterLink
 from buildbot_mq_ordered.session import set_log_level
@@ -57,6 +58,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self.reader = StreamReader(self.follower, self._deliver, self._later, self._move_on,
                                    after=self._check_idle)
         self.registry = ConsumerRegistry(self.invokeQref)
+        self.reporter = MasterReporter(self)   # to the router's monitor
         self.link = None
         # (pos, seq) of the message being delivered, while a callback runs
         self.delivery = None
@@ -186,6 +188,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
                 "{when} and are lost", n=len(self.outbox),
                 when=(f"within {timeout}s of shutdown" if self.session is not None
                       else "before shutdown (the router was not joined)"))
+        self.reporter.stop(final=True)
         yield self._link_lock.run(self._stop_link_now)
         if self.reader.session is not None:
             self.reader.leave()
@@ -298,10 +301,13 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         if placed:
             if not self._ready:
                 self._become_ready()
+            if not self._stopping:   # its last report may be sent already
+                self.reporter.start(session)
             self._flush()
 
     def _left(self):
         self.producer.not_sent()
+        self.reporter.stop()
         self.reader.leave()
 
     def _move_on(self):

@@ -6,6 +6,9 @@ router component. Roles:
 - ``master``: may call submit and replay and subscribe to the stream;
   may not publish or register anything, so a master cannot forge stream
   events or stand in for the sequencer.
+- ``monitor``: the second router component (monitor.py): reads the masters'
+  reports (which masters may publish, and nothing else), the stream and
+  ``info``; registers ``status`` (which masters may call).
 - ``sequencer``: the router component; the only one that may register the
   sequencer's procedures and publish the stream. The router discloses this
   role on every event it publishes, and masters drop stream events from any
@@ -48,9 +51,19 @@ def roles(open_realm=False):
         _permission(wire.REPLAY, 'exact', _allow(call=True), caller=True),
         _permission(wire.INFO, 'exact', _allow(call=True)),
         _permission(wire.STREAM, 'exact', _allow(subscribe=True)),
+        _permission(wire.REPORT, 'exact', _allow(publish=True)),
+        _permission(wire.STATUS, 'exact', _allow(call=True)),
+    ]
+    # the monitor (monitor.py) reads reports, the stream and info; answers status
+    monitor = [_permission('', 'prefix', everything)] if open_realm else [
+        _permission(wire.REPORT, 'exact', _allow(subscribe=True)),
+        _permission(wire.STREAM, 'exact', _allow(subscribe=True)),
+        _permission(wire.INFO, 'exact', _allow(call=True)),
+        _permission(wire.STATUS, 'exact', _allow(register=True)),
     ]
     return [
         {'name': 'master', 'permissions': master},
+        {'name': wire.MONITOR_ROLE, 'permissions': monitor},
         # the router discloses the sequencer's role on its events: masters
         # deliver only events whose publisher has the role 'sequencer'
         {'name': wire.SEQUENCER_ROLE,
@@ -102,7 +115,8 @@ def auth_config(authids):
 def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
                 open_realm=False, retention_messages=1000000,
                 retention_seconds=7 * 86400, fsync=False, key_cache_size=10000,
-                authids=(), tls_cert=None, tls_key=None, journal=None):
+                authids=(), tls_cert=None, tls_key=None, journal=None,
+                metrics_port=None, metrics_host='127.0.0.1'):
     endpoint = {'type': 'tcp', 'port': port, 'interface': host}
     if tls_cert:
         endpoint['tls'] = {'certificate': os.path.abspath(tls_cert),
@@ -137,6 +151,13 @@ def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
             'type': 'router',
             'realms': [{'name': realm, 'roles': roles(open_realm)}],
             'transports': [transport],
-            'components': [sequencer],
+            'components': [sequencer, monitor_component(realm, metrics_port, metrics_host)],
         }],
     }
+
+
+def monitor_component(realm, metrics_port=None, metrics_host='127.0.0.1'):
+    """The monitor (monitor.py) beside the sequencer: status, /metrics, /healthz."""
+    return {'type': 'class', 'classname': 'buildbot_mq_ordered.monitor.Monitor',
+            'realm': realm, 'role': wire.MONITOR_ROLE,
+            'extra': {'metrics_port': metrics_port, 'metrics_host': metrics_host}}

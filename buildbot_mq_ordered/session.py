@@ -166,6 +166,11 @@ class RouterLink:
         return self.urls[self._index]
 
     @property
+    def joins(self):
+        """Sessions joined so far (reports count reconnects with it)."""
+        return self._joins
+
+    @property
     def ever_joined(self):
         return self._joins > 0
 

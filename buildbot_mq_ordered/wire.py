@@ -30,6 +30,11 @@ SUBMIT = PREFIX + 'submit'
 REPLAY = PREFIX + 'replay'
 INFO = PREFIX + 'info'
 STREAM = PREFIX + 'stream'
+# observation (masterreport.py, monitor.py): masters publish reports, the
+# router's monitor answers status
+REPORT = PREFIX + 'report'
+STATUS = PREFIX + 'status'
+MONITOR_ROLE = 'monitor'
 # the router discloses the publisher's role on stream events; only this one counts
 SEQUENCER_ROLE = 'sequencer'
 

@@ -66,16 +66,19 @@ def trigger_config():
     }
 
 
-class OrderedWampMaster(RunMasterBase):
-    timeout = 60
+class FreshBasedir:
+    """For a RunMasterBase: the master's basedir (its local worker builds
+    inside) a fresh directory, removed after the master stopped, not one
+    left in the current directory."""
 
     def mktemp(self):
-        # the master's basedir (its local worker builds inside): a fresh
-        # directory, removed after the master stopped, not one left in the
-        # current directory
         parent = tempfile.mkdtemp(prefix='bmo-master-')
         self.addCleanup(shutil.rmtree, parent, ignore_errors=True)
         return os.path.join(parent, 'basedir')
+
+
+class OrderedWampMaster(FreshBasedir, RunMasterBase):
+    timeout = 60
 
     def assertOrderedWamp(self, router=None):
         # the build really went over the router, not over a fallback MQ

@@ -61,7 +61,7 @@ class Link:
 
 def joined_mq(testcase, session, **options):
     mq = OrderedWampMQ()
-    testcase.addCleanup(mq.reader.leave)
+    testcase.addCleanup(mq._left)   # as the link would: the reader and the reporter stop
     mq.options = mqconfig.resolve(dict({'router_url': Link.url,
                                         'initial_retry_delay': 0.001}, **options))
     mq.link = Link(session)

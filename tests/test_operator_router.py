@@ -142,6 +142,23 @@ class RouterCommand(unittest.TestCase):
                          "in use (another router?): stop that one or pick another --port\n")
         self.assertLess(took, 10)
 
+    def test_metrics_port_in_use(self):
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            s.listen(1)
+            port = s.getsockname()[1]
+            proc, took = self.run_to_end('--port', str(free_port()), '--metrics-port',
+                                         str(port))
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr,
+                         f"buildbot-mq-ordered router: port {port} on 127.0.0.1 is already "
+                         "in use (another router?): stop that one or pick another "
+                         "--metrics-port\n")
+        proc, took = self.run_to_end('--port', str(free_port()), '--metrics-port', '70000')
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr,
+                         "--metrics-port must be between 1 and 65535, not 70000\n")
+
     def test_node_directory_in_use(self):
         port = free_port()
         cbdir = os.path.join(self.tmp, 'shared')

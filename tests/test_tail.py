@@ -127,7 +127,7 @@ class Arguments(unittest.TestCase):
 
     def test_bad_values_name_the_option(self):
         args = self.parse('--router', 'http://h/ws', '--from', '0', '--authid', 'm1')
-        self.assertEqual(tail.check_args(args), [
+        self.assertCountEqual(tail.check_args(args), [
             "--router must be a ws:// or wss:// URL, not 'http://h/ws'",
             "--from must be a position (1 or more), not 0",
             "--authid and --secret-file go together"])

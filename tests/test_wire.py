@@ -377,9 +377,9 @@ class Roles(unittest.TestCase):
                           key=lambda p: len(p['uri']), reverse=True)
         return bool(prefixes) and prefixes[0]['allow'][action]
 
-    def test_two_roles(self):
-        self.assertEqual(set(self.perms()), {'master', 'sequencer'})
-        self.assertEqual(set(self.perms(True)), {'master', 'sequencer'})
+    def test_three_roles(self):
+        self.assertEqual(set(self.perms()), {'master', 'sequencer', 'monitor'})
+        self.assertEqual(set(self.perms(True)), {'master', 'sequencer', 'monitor'})
 
     def test_master_may_call_and_subscribe_only(self):
         master = self.perms()['master']
@@ -387,21 +387,48 @@ class Roles(unittest.TestCase):
         self.assertTrue(self.allowed(master, wire.REPLAY, 'call'))
         self.assertTrue(self.allowed(master, wire.INFO, 'call'))
         self.assertTrue(self.allowed(master, wire.STREAM, 'subscribe'))
+        self.assertTrue(self.allowed(master, wire.STATUS, 'call'))
+        self.assertTrue(self.allowed(master, wire.REPORT, 'publish'))
         for uri in (wire.SUBMIT, wire.REPLAY, wire.INFO, wire.STREAM, 'x.y',
                     wire.PREFIX + 'other',
                     'com.example.procedure'):
             self.assertFalse(self.allowed(master, uri, 'publish'), uri)
             self.assertFalse(self.allowed(master, uri, 'register'), uri)
+        self.assertFalse(self.allowed(master, wire.STATUS, 'register'))
+        self.assertFalse(self.allowed(master, wire.REPORT, 'subscribe'))
         self.assertFalse(self.allowed(master, wire.STREAM, 'call'))
         self.assertFalse(self.allowed(master, wire.SUBMIT, 'subscribe'))
         self.assertFalse(self.allowed(master, 'other.topic', 'subscribe'))
         self.assertFalse(self.allowed(master, 'other.proc', 'call'))
 
     def test_master_permissions_never_grant_publish_or_register(self):
+        # publish: its own reports only (the monitor reads them)
         for p in self.perms()['master']:
-            self.assertFalse(p['allow']['publish'], p)
+            self.assertEqual(p['allow']['publish'], p['uri'] == wire.REPORT, p)
             self.assertFalse(p['allow']['register'], p)
             self.assertNotEqual(p['match'], 'prefix', p)
+
+    def test_monitor_reads_and_answers_status_only(self):
+        monitor = self.perms()['monitor']
+        self.assertTrue(self.allowed(monitor, wire.REPORT, 'subscribe'))
+        self.assertTrue(self.allowed(monitor, wire.STREAM, 'subscribe'))
+        self.assertTrue(self.allowed(monitor, wire.INFO, 'call'))
+        self.assertTrue(self.allowed(monitor, wire.STATUS, 'register'))
+        for uri in (wire.SUBMIT, wire.REPLAY, wire.STREAM, wire.REPORT, wire.INFO):
+            self.assertFalse(self.allowed(monitor, uri, 'publish'), uri)
+            self.assertFalse(self.allowed(monitor, uri, 'register'), uri)
+        self.assertFalse(self.allowed(monitor, wire.SUBMIT, 'call'))
+
+    def test_monitor_component_beside_the_sequencer(self):
+        components = routerconfig.node_config(8080)['workers'][0]['components']
+        self.assertEqual([c['role'] for c in components],
+                         [wire.SEQUENCER_ROLE, wire.MONITOR_ROLE])
+        self.assertEqual(components[1]['extra'],
+                         {'metrics_port': None, 'metrics_host': '127.0.0.1'})
+        components = routerconfig.node_config(8080, metrics_port=9100, host='0.0.0.0',
+                                              metrics_host='0.0.0.0')['workers'][0]['components']
+        self.assertEqual(components[1]['extra'],
+                         {'metrics_port': 9100, 'metrics_host': '0.0.0.0'})
 
     def test_sequencer_may_do_everything(self):
         seq = self.perms()['sequencer']

@@ -1,10 +1,10 @@
-"""``buildbot-mq-ordered``: the command line (router, tail, demo, bench, node)."""
+"""``buildbot-mq-ordered``: the command line (router, status, tail, demo, bench, node)."""
 
 import argparse
 import importlib
 import sys
 
-COMMANDS = ('router', 'tail', 'node', 'demo', 'bench')
+COMMANDS = ('router', 'status', 'tail', 'node', 'demo', 'bench')
 
 
 def main(argv=None):

@@ -82,7 +82,8 @@ def run(args):
         say(f"router: starting Crossbar with the sequencer on 127.0.0.1:{router.port} ...")
         t0 = time.monotonic()
         router.start()
-        say(f"router: ready in {time.monotonic() - t0:.1f}s ({router.url})")
+        say(f"router: ready in {time.monotonic() - t0:.1f}s ({router.url}); watch it "
+            f"from another shell: buildbot-mq-ordered status --router {router.url}")
         offered = f"{args.rate:g} msg/s in total" if rate else "flat out"
         say(f"masters: starting {args.masters}, each producing {per_master} messages "
             f"({offered}, {args.shared_keys} shared routing keys + one private key "

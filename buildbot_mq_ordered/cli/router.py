@@ -55,6 +55,9 @@ def add_parser(sub):
     p.add_argument('--open-realm', action='store_true',
                    help="let every session publish/register anything (tests and the "
                         "stock wamp MQ only; never in production)")
+    p.add_argument('--metrics-port', type=int, metavar='PORT',
+                   help="serve /metrics (Prometheus) and /healthz over HTTP on this "
+                        "port, on --host's interface (docs/operations.rst)")
     p.add_argument('--loglevel', default='info',
                    choices=['none', 'critical', 'error', 'warn', 'info', 'debug', 'trace'],
                    help="Crossbar's log level (default: info)")
@@ -137,8 +140,9 @@ def check_postgresql(url):
 
 
 def write_config(args, authids=()):
-    if not 0 < args.port < 65536:
-        raise SystemExit(f"--port must be between 1 and 65535, not {args.port}")
+    for option, port in (('--port', args.port), ('--metrics-port', args.metrics_port)):
+        if port is not None and not 0 < port < 65536:
+            raise SystemExit(f"{option} must be between 1 and 65535, not {port}")
     if args.retention_messages < 1 or args.retention_seconds <= 0:
         raise SystemExit("--retention-messages and --retention-seconds must be positive")
     check_tls(args)
@@ -148,7 +152,8 @@ def write_config(args, authids=()):
         open_realm=args.open_realm, retention_messages=args.retention_messages,
         retention_seconds=args.retention_seconds, fsync=args.fsync,
         authids=authids, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        journal=journalurl.without_password(journal_path(args))[0])
+        journal=journalurl.without_password(journal_path(args))[0],
+        metrics_port=args.metrics_port, metrics_host=args.host)
     path = os.path.join(os.path.abspath(args.cbdir), 'config.json')
     with open(path, 'w') as f:
         json.dump(config, f, indent=2)
@@ -170,7 +175,7 @@ def _probe_host(host):
     return {'0.0.0.0': '127.0.0.1', '::': '::1', '': '127.0.0.1'}.get(host, host)
 
 
-def check_port(host, port):
+def check_port(host, port, option='--port'):
     """None if the port can be listened on, else why not (one line)."""
     family = socket.AF_INET6 if ':' in host else socket.AF_INET
     with socket.socket(family) as s:
@@ -180,7 +185,7 @@ def check_port(host, port):
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 return (f"port {port} on {host} is already in use (another router?): "
-                        "stop that one or pick another --port")
+                        f"stop that one or pick another {option}")
             return f"cannot listen on {host}:{port}: {e.strerror}"
     return None
 
@@ -252,6 +257,8 @@ def run(args):
         check_postgresql(journal)
     url = f"{'wss' if args.tls_cert else 'ws'}://{args.host}:{args.port}/ws"
     problem = check_port(args.host, args.port)
+    if not problem and args.metrics_port:
+        problem = check_port(args.host, args.metrics_port, '--metrics-port')
     if problem:
         say(problem, err=True)
         return 1

@@ -14,17 +14,15 @@ prints is what every master delivers, holes replayed and skips reported.
 import json
 import sys
 
+from buildbot_mq_ordered.cli.routerargs import add_router_args
+from buildbot_mq_ordered.cli.routerargs import check_router_args
+
 ABBREVIATE = 100   # characters of data shown without --json
 
 
 def add_parser(sub):
     p = sub.add_parser('tail', help="print the stream's messages in order, then live")
-    p.add_argument('--router', metavar='URL', required=True, action='append',
-                   help="ws:// or wss:// URL of the router (again for a standby router)")
-    p.add_argument('--realm', default='buildbot', help="WAMP realm (default: buildbot)")
-    p.add_argument('--authid', help="join as this master (the router's --secret-file)")
-    p.add_argument('--secret-file', help="file holding --authid's secret")
-    p.add_argument('--ca-file', help="PEM file of the CA of the router's certificate (wss://)")
+    add_router_args(p)
     start = p.add_mutually_exclusive_group()
     start.add_argument('--from', dest='from_pos', metavar='POS', type=int,
                        help="start at this stream position (the oldest retained, if older)")
@@ -38,17 +36,11 @@ def add_parser(sub):
 
 
 def check_args(args):
-    from buildbot_mq_ordered import config
-    errors = []
-    for url in args.router:
-        if config.CHECKS['router_url'](url):
-            errors.append(f"--router must be a ws:// or wss:// URL, not {url!r}")
+    errors = check_router_args(args)
     if args.from_pos is not None and args.from_pos < 1:
         errors.append(f"--from must be a position (1 or more), not {args.from_pos}")
     if args.last is not None and args.last < 0:
         errors.append(f"--last must be 0 or more, not {args.last}")
-    if (args.authid is None) != (args.secret_file is None):
-        errors.append("--authid and --secret-file go together")
     return errors
 
 

@@ -142,6 +142,7 @@ class LoadNode:
         if a.mq == 'ordered-wamp':
             from buildbot_mq_ordered.mq import OrderedWampMQ
             mq = OrderedWampMQ()
+            mq.setName(a.name)   # the name its reports give (no Buildbot master here)
             urls = a.router_url.split(',')
             cfg = _Config({'type': 'ordered-wamp',
                            'router_url': urls[0] if len(urls) == 1 else urls,
