@@ -119,4 +119,3 @@ class LeaseKeeper:
                 self.log.warn("sequencer: could not release the lease of term {term} "
                               "({err}); it runs out by itself", term=term, err=e)
         self._conn.close()
-        return defer.succeed(None)

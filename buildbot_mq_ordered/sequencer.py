@@ -7,8 +7,9 @@ network hop. It registers the submit and replay procedures with the default
 
 Per submitted batch: number it (``Numbering``, on the reactor), hand it to
 the journal's writer thread (``JournalWriter``: group commit); once a group
-is committed, acknowledge its submitters and then publish each batch as one
-stream event, in position order, in that same reactor turn. Replays are read off the reactor too
+is committed, publish each of its batches as one stream event, then
+acknowledge its submitter, in position order, in one reactor turn (a master
+sees its own batch's event before the acknowledgement, as it always did). Replays are read off the reactor too
 (``JournalReader``). No buildbot imports: the router host needs only
 crossbar.
 """
@@ -18,6 +19,7 @@ import os
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import PublishOptions
 from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 from twisted.internet import task
@@ -59,7 +61,6 @@ class Sequencer(ApplicationSession):
         self.term = None
         self._procedures = []  # (not _registrations: ApplicationSession's own)
         self._keeper = None    # a PostgreSQL journal's lease
-        self._unpublished = []  # committed and acknowledged: published next
 
     @defer.inlineCallbacks
     def onJoin(self, details):
@@ -179,14 +180,6 @@ class Sequencer(ApplicationSession):
         seq = self.writer.pending_seq(key)
         return self.journal.last_seq(key) if seq is None else seq
 
-    def written(self):
-        """A group's acknowledgements are sent: its events follow, in
-        position order (a submitter hears of its batch no later than the
-        others)."""
-        batches, self._unpublished = self._unpublished, []
-        for entries in batches:
-            self.publish(wire.STREAM, self.journal.stream_id, entries)
-
     def pruned(self, marks):
         # marks unused for the retention time are gone from the journal;
         # those of batches not yet committed are not in it yet
@@ -247,10 +240,11 @@ class Sequencer(ApplicationSession):
         entries, mark = self.numbering.assign(
             producer, ((m[0], tuple(m[1]), m[2]) for m in messages))
         d = self.writer.write(entries, producer, mark)
-        d.addCallbacks(self._committed, self._not_committed, callbackArgs=(entries, mark))
+        d.addCallbacks(self._committed, self._not_committed,
+                       callbackArgs=(entries, mark, getattr(details, 'caller', None)))
         return d
 
-    def _committed(self, _, entries, mark):
+    def _committed(self, _, entries, mark, caller=None):
         # committed under a lease since lost: masters replay it from the
         # journal, the submitter's retry finds it sequenced
         self._must_lead()
@@ -261,11 +255,23 @@ class Sequencer(ApplicationSession):
             self.log.info("sequencer: the journal takes writes again (after {n} failed)",
                           n=failures)
         self.head = entries[-1][0]
-        if self.writer.answering:
-            self._unpublished.append(entries)   # after the group's answers
-        else:
-            self.publish(wire.STREAM, self.journal.stream_id, entries)
+        self._publish(entries, caller)
         return [mark, self.head]
+
+    def _publish(self, entries, caller):
+        """One stream event per master. The submitter's goes out first, so
+        that its event and then its acknowledgement leave before the other
+        masters' events - the order they had when the commit ran within the
+        call: a master that sees a batch may count on its submitter having
+        been answered. (The router writes its connections in the order they
+        were first written in a reactor turn.)"""
+        stream_id = self.journal.stream_id
+        if caller is None:
+            self.publish(wire.STREAM, stream_id, entries)
+            return
+        self.publish(wire.STREAM, stream_id, entries,
+                     options=PublishOptions(eligible=[caller]))
+        self.publish(wire.STREAM, stream_id, entries, options=PublishOptions(exclude=[caller]))
 
     def _not_committed(self, failure):
         # nothing acknowledged, nothing published: the writer has the

@@ -19,9 +19,9 @@ from twisted.python import log
 
 class JournalWriter:
     def __init__(self, journal, owner, run=None):
-        """``owner.written()`` (a group's Deferreds fired), ``owner.reloaded(
-        marks)``, ``owner.pruned(marks)`` and ``owner.prune_failed(failure)``
-        are called on the reactor (marks: the journal's producer marks); ``run(f, *args)`` runs f in the writer
+        """``owner.reloaded(marks)``, ``owner.pruned(marks)`` and
+        ``owner.prune_failed(failure)`` are called on the reactor (marks: the
+        journal's producer marks); ``run(f, *args)`` runs f in the writer
         thread and returns a Deferred (default: a thread of its own)."""
         self.journal = journal
         self._owner = owner
@@ -35,7 +35,6 @@ class JournalWriter:
         self._failure = None   # refuse batches until reloaded
         self._reload_wanted = False
         self._reload_waiters = []
-        self.answering = False   # firing a committed group's Deferreds
 
     @property
     def idle(self):
@@ -116,13 +115,8 @@ class JournalWriter:
 
     def _written(self, _):
         group, self._writing = self._writing, []
-        self.answering = True
-        try:
-            for *_, d in group:
-                d.callback(None)
-        finally:
-            self.answering = False
-        self._owner.written()
+        for *_, d in group:
+            d.callback(None)
 
     def _not_written(self, failure):
         group, self._writing = self._writing, []

@@ -13,6 +13,7 @@ from buildbot_mq_ordered import journalurl
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.journal import Journal
 from buildbot_mq_ordered.journal import open_journal
+from buildbot_mq_ordered.journal import lease
 from buildbot_mq_ordered.journal import postgres
 from buildbot_mq_ordered.numbering import Numbering
 from tests.pgutil import fresh_database
@@ -445,6 +446,30 @@ class PostgreSQLOnly(OnPostgreSQL, JournalTest):
     def test_routers_starting_together_create_the_layout_once(self):
         journals = [self.open() for _ in range(3)]
         self.assertEqual(len({j.stream_id for j in journals}), 1)
+
+    def test_a_deposed_leader_cannot_commit(self):
+        # the fencing token: every writing transaction checks the lease's term
+        a, b = self.open(), self.open()
+        for j in (a, b):
+            j.fenced = True
+        db = a.new_connection()
+        self.addCleanup(db.close)
+        a.term = lease.acquire(db.get(), 'router-a', 60)
+        self.assertIsNone(lease.acquire(db.get(), 'router-b', 60))   # a's runs
+        a.append([(1, 1, ('k',), b'1')], 'p', 1)
+        with self.assertRaises(lease.Deposed):     # b leads nothing yet
+            b.append([(2, 2, ('k',), b'2')], 'p', 2)
+        lease.release(db.get(), a.term)            # as if it ran out
+        b.term = lease.acquire(db.get(), 'router-b', 60)
+        self.assertEqual(b.term, a.term + 1)
+        self.assertFalse(lease.renew(db.get(), a.term, 60))
+        with self.assertRaises(lease.Deposed):
+            a.append([(2, 2, ('k',), b'2')], 'p', 2)
+        b.load()
+        self.assertEqual(b.last_pos, 1)
+        b.append([(2, 2, ('k',), b'2')], 'p', 2)
+        self.assertTrue(lease.renew(db.get(), b.term, 60))
+        self.assertEqual([e[0] for e in b.read(1, 10)], [1, 2])
 
     def test_a_broken_connection_is_made_again(self):
         j = self.open()

@@ -201,3 +201,33 @@ class Submit(unittest.TestCase):
         self.assertEqual(self.ack(s2, 'p', [[2, ['b'], b'2'], [3, ['a'], b'3']]), [3, 3])
         self.assertEqual(list(s2.published[0][1][0][:2]), [3, 2])
         s2.journal.close()
+
+
+class SteppingDown(unittest.TestCase):
+    """A leader on a PostgreSQL journal that lost its lease (leasekeeper.py
+    tells it): it answers nothing more and its journal writes nothing."""
+
+    def test_a_deposed_leader_refuses_everything_and_writes_nothing(self):
+        from buildbot_mq_ordered.journal import lease
+        from buildbot_mq_ordered.journal import open_journal
+        from tests.pgutil import fresh_database
+        s = make_sequencer(open_journal(fresh_database(self)))
+        self.addCleanup(s.journal.close)
+        s.log = RecordingLog(said := [])
+        s.journal.fenced = True
+        db = s.journal.new_connection()
+        self.addCleanup(db.close)
+        s.term = s.journal.term = lease.acquire(db.get(), 'me', 60)
+        self.assertEqual(self.successResultOf(s.submit('p', [[1, ['a'], b'1']])), [1, 1])
+        self.assertEqual(s.info()['term'], s.term)
+        s.step_down(s.term, "its lease was not renewed in time")
+        self.assertEqual([level for level, _, _ in said], ['warn'])
+        for call, args in ((s.submit, ('p', [[2, ['a'], b'2']])), (s.replay, (1,)),
+                           (s.info, ())):
+            with self.assertRaises(ApplicationError) as e:
+                call(*args)
+            self.assertEqual(e.exception.error, seqmod.JOURNAL_ERROR)
+        with self.assertRaises(lease.Deposed):
+            s.journal.append([(2, 2, ('a',), b'2')], 'p', 2)
+        self.assertEqual(s.journal.counts()['entries'], 1)
+        self.assertEqual(s.published, [(wire.STREAM, [(1, 1, ('a',), b'1')])])

@@ -46,8 +46,3 @@ def renew(db, term, seconds):
 def release(db, term):
     db.execute("UPDATE lease SET expires = '-infinity' WHERE id = 1 AND term = %s", (term,))
 
-
-def current(db):
-    """(term, holder, seconds left) of the lease."""
-    return db.execute("SELECT term, holder, extract(epoch FROM expires - clock_timestamp()) "
-                      "FROM lease WHERE id = 1").fetchone()
