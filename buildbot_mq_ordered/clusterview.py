@@ -68,6 +68,16 @@ class ClusterView:
         self._saw(now)
         self.info, self.info_error = None, reason
 
+    def on_role(self, role, reason, now):
+        """No info here, but the sequencer's role (``Sequencer.role``): a
+        standby, which knows whether a leader holds the lease elsewhere."""
+        if not (isinstance(role, dict) and not role.get('leader')):
+            return self.on_info_failed(reason, now)
+        self._saw(now)
+        self.info = {'leader': False, 'leader_alive': bool(role.get('leader_alive')),
+                     'term': role.get('term')}
+        self.info_at, self.info_error = now, None
+
     def on_report(self, report, now):
         if not _well_formed(report):
             self.ignored_reports += 1
@@ -94,8 +104,8 @@ class ClusterView:
 
     def head(self):
         """The sequencer's head: its last info, or a later stream event."""
-        if self.info is None:
-            return None
+        if self.info is None or 'head' not in self.info:
+            return None     # none known, or a standby's (no stream here)
         head = self.info['head']
         if self.stream_seen == self.info['stream_id']:
             head = max(head, self.head_seen)

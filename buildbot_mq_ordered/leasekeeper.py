@@ -36,6 +36,7 @@ class LeaseKeeper:
         self._loop.clock = self.clock
         self._asking = False
         self._failures = FailureRun()
+        self.other_leads_at = None   # when a try found another router's lease running
 
     def start(self):
         self._pool.start()
@@ -72,9 +73,19 @@ class LeaseKeeper:
         elif ok:
             self.lease.renewed(term, asked_at)
 
+    def leader_alive(self):
+        """This router leads, or the last try to take the lead found another
+        router's lease running (tries come every RENEW_EVERY seconds)."""
+        if self.lease.leading:
+            return True
+        seen = self.other_leads_at
+        return seen is not None and self.clock.seconds() - seen < 2 * RENEW_EVERY + 1
+
     def _acquired(self, term, asked_at):
         self._reconnected()
-        if term is not None:
+        if term is None:
+            self.other_leads_at = asked_at
+        else:
             self.lease.acquired(term, asked_at)
             d = defer.maybeDeferred(self.owner.lead, term)
             d.addErrback(self._lead_failed, term)

@@ -76,8 +76,15 @@ class Monitor(ApplicationSession):
 
     def ask_info(self):
         d = self.call(wire.INFO).addTimeout(INFO_TIMEOUT, self.reactor)
-        d.addCallbacks(lambda info: self.view.on_info(info, self.now()),
-                       lambda f: self.view.on_info_failed(f.getErrorMessage(), self.now()))
+        d.addCallbacks(lambda info: self.view.on_info(info, self.now()), self._no_info)
+        return d
+
+    def _no_info(self, failure):
+        """No leading sequencer here: a standby's, if its role says so."""
+        reason = failure.getErrorMessage()
+        d = self.call(wire.ROLE).addTimeout(INFO_TIMEOUT, self.reactor)
+        d.addCallbacks(lambda role: self.view.on_role(role, reason, self.now()),
+                       lambda f: self.view.on_info_failed(reason, self.now()))
         return d
 
     # -- what it tells ----------------------------------------------------------

@@ -50,6 +50,7 @@ def roles(open_realm=False):
         _permission(wire.SUBMIT, 'exact', _allow(call=True), caller=True),
         _permission(wire.REPLAY, 'exact', _allow(call=True), caller=True),
         _permission(wire.INFO, 'exact', _allow(call=True)),
+        _permission(wire.ROLE, 'exact', _allow(call=True)),
         _permission(wire.STREAM, 'exact', _allow(subscribe=True)),
         _permission(wire.REPORT, 'exact', _allow(publish=True)),
         _permission(wire.STATUS, 'exact', _allow(call=True)),
@@ -59,6 +60,7 @@ def roles(open_realm=False):
         _permission(wire.REPORT, 'exact', _allow(subscribe=True)),
         _permission(wire.STREAM, 'exact', _allow(subscribe=True)),
         _permission(wire.INFO, 'exact', _allow(call=True)),
+        _permission(wire.ROLE, 'exact', _allow(call=True)),
         _permission(wire.STATUS, 'exact', _allow(register=True)),
     ]
     return [

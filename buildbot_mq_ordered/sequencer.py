@@ -9,17 +9,18 @@ Per submitted batch: number it (``Numbering``, on the reactor), hand it to
 the journal's writer thread (``JournalWriter``: group commit); once a group
 is committed, publish each of its batches as one stream event, then
 acknowledge its submitter, in position order, in one reactor turn (a master
-sees its own batch's event before the acknowledgement, as it always did). Replays are read off the reactor too
+sees its own batch's event before the acknowledgement, as it always did).
+Replays are read off the reactor too
 (``JournalReader``). No buildbot imports: the router host needs only
 crossbar.
 """
 
 import gc
 import os
+import time
 
 from autobahn.twisted.wamp import ApplicationSession
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import PublishOptions
 from autobahn.wamp.types import RegisterOptions
 from twisted.internet import defer
 from twisted.internet import task
@@ -27,6 +28,7 @@ from twisted.internet import threads
 from twisted.python.failure import Failure
 
 from buildbot_mq_ordered import nodelay
+from buildbot_mq_ordered import metrics
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.failurerun import FailureRun
 from buildbot_mq_ordered.journal import JournalReader
@@ -76,6 +78,8 @@ class Sequencer(ApplicationSession):
         self._checkpoints.start(CHECKPOINT_EVERY, now=False)
         self.bind_producers = extra.get('bind_producers', False)
         self._setup(extra.get('key_cache_size', 10000))
+        # on this router only, leading or not: the monitor's /healthz asks it
+        yield self.register(self.role, wire.ROLE)
         if hasattr(self.journal, 'new_connection'):
             # shared by every router started with it: the lease's holder leads
             self.journal.fenced = True
@@ -237,14 +241,15 @@ class Sequencer(ApplicationSession):
                 raise ApplicationError(NOT_BOUND, "the router did not disclose the caller")
             producer = f"{authid}/{producer}"
         self._must_lead()
+        started = time.perf_counter()
         entries, mark = self.numbering.assign(
             producer, ((m[0], tuple(m[1]), m[2]) for m in messages))
         d = self.writer.write(entries, producer, mark)
         d.addCallbacks(self._committed, self._not_committed,
-                       callbackArgs=(entries, mark, getattr(details, 'caller', None)))
+                       callbackArgs=(entries, mark, started))
         return d
 
-    def _committed(self, _, entries, mark, caller=None):
+    def _committed(self, _, entries, mark, started):
         # committed under a lease since lost: masters replay it from the
         # journal, the submitter's retry finds it sequenced
         self._must_lead()
@@ -255,23 +260,16 @@ class Sequencer(ApplicationSession):
             self.log.info("sequencer: the journal takes writes again (after {n} failed)",
                           n=failures)
         self.head = entries[-1][0]
-        self._publish(entries, caller)
+        self._publish(entries)
+        metrics.observe_commit(time.perf_counter() - started, len(entries))
         return [mark, self.head]
 
-    def _publish(self, entries, caller):
-        """One stream event per master. The submitter's goes out first, so
-        that its event and then its acknowledgement leave before the other
-        masters' events - the order they had when the commit ran within the
-        call: a master that sees a batch may count on its submitter having
-        been answered. (The router writes its connections in the order they
-        were first written in a reactor turn.)"""
-        stream_id = self.journal.stream_id
-        if caller is None:
-            self.publish(wire.STREAM, stream_id, entries)
-            return
-        self.publish(wire.STREAM, stream_id, entries,
-                     options=PublishOptions(eligible=[caller]))
-        self.publish(wire.STREAM, stream_id, entries, options=PublishOptions(exclude=[caller]))
+    def _publish(self, entries):
+        """One stream event for every master, published before the
+        acknowledgement is returned in the same reactor turn: on the
+        submitter's connection its event goes first (a stopping master
+        counts on it)."""
+        self.publish(wire.STREAM, self.journal.stream_id, entries)
 
     def _not_committed(self, failure):
         # nothing acknowledged, nothing published: the writer has the
@@ -318,10 +316,15 @@ class Sequencer(ApplicationSession):
                                        [e for e in entries if e[0] <= self.head]])
         return d
 
+    def role(self, *args, **kwargs):
+        """This sequencer's part: leading, and whether some router leads."""
+        alive = self.leading if self._keeper is None else self._keeper.leader_alive()
+        return {'leader': self.leading, 'term': self.term, 'leader_alive': alive}
+
     def info(self, *args, **kwargs):
         if args or kwargs:
             raise ApplicationError(MALFORMED, "info takes no arguments")
         self._must_lead()
         j = self.journal
         return {'stream_id': j.stream_id, 'head': self.head, 'first_pos': j.first_pos,
-                'term': self.term}
+                'term': self.term, 'journal_rows': max(0, self.head - j.first_pos + 1)}

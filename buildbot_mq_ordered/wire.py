@@ -29,6 +29,8 @@ PREFIX = 'buildbot.mq.ordered.'
 SUBMIT = PREFIX + 'submit'
 REPLAY = PREFIX + 'replay'
 INFO = PREFIX + 'info'
+# every sequencer, leading or standing by, on its own router: its part
+ROLE = PREFIX + 'role'
 STREAM = PREFIX + 'stream'
 # observation (masterreport.py, monitor.py): masters publish reports, the
 # router's monitor answers status

@@ -53,6 +53,20 @@ class Verdicts(unittest.TestCase):
         self.assertEqual(router_problem(v.status(now=1)),
                          "the sequencer stands by and sees no live leader")
 
+    def test_a_standby_router_from_its_sequencers_role(self):
+        # no info here (no leading sequencer): the role procedure says standby
+        v = ClusterView()
+        v.on_role({'leader': False, 'term': None, 'leader_alive': True},
+                  'wamp.error.no_such_procedure', now=0)
+        s = v.status(now=0)
+        self.assertEqual((s['sequencer'], s['head']), ('standby', None))
+        self.assertIsNone(router_problem(s))
+        v.on_role({'leader': False, 'term': None, 'leader_alive': False}, 'x', now=1)
+        self.assertEqual(router_problem(v.status(now=1)),
+                         "the sequencer stands by and sees no live leader")
+        v.on_role('nonsense', 'wamp.error.no_such_procedure', now=2)
+        self.assertIn('no_such_procedure', router_problem(v.status(now=2)))
+
     def test_malformed_info_counts_as_none(self):
         v = ClusterView()
         v.on_info({'head': 3}, now=0)

@@ -1,7 +1,8 @@
 """Masters follow the leader: two routers on one PostgreSQL journal, three
 masters in their own processes listing both routers; the leader's router is
 killed with SIGKILL mid-stream and its node directory deleted. Every master
-ends with every message exactly once, in one identical order."""
+ends with every message exactly once, in one identical order. And a standby
+router is healthy (``/healthz``) while it sees a live leader."""
 
 import os
 import shutil
@@ -12,12 +13,16 @@ from twisted.internet import defer
 from twisted.internet import threads
 from twisted.trial import unittest
 
+from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.load.nodes import NodeProcess
 from buildbot_mq_ordered.load.nodes import run_nodes
+from buildbot_mq_ordered.load.processes import Router
+from buildbot_mq_ordered.load.processes import free_port
 from tests.pgutil import fresh_database
 from tests.test_chaos import report
 from tests import test_failover
 from tests.test_failover import journal_rows
+from tests.test_observe import http_get
 from tests.util import assert_delivered_once_in_one_order
 
 MASTERS = 3
@@ -74,3 +79,33 @@ class MastersFollowTheLeader(unittest.TestCase):
                problems=len(verdict.problems))
         self.assertEqual(len(self.assert_journal_whole(url)), MASTERS * PER_MASTER)
         self.assertGreater(failover, 0)
+
+
+class StandbyHealth(unittest.TestCase):
+    """``/healthz`` of a standby router: 200 while it sees a live leader
+    (its sequencer's ``role``), and the standby answers no ``info``."""
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_a_standby_with_a_live_leader_is_healthy(self):
+        url = fresh_database(self)
+        ports = [free_port(), free_port()]
+        routers = [Router(extra_args=['--journal', url, '--metrics-port', str(p)])
+                   for p in ports]
+        for r in routers:
+            self.addCleanup(r.cleanup)
+            r.start_async()
+        for r in routers:
+            r.wait_ready()
+        leader, _ = yield test_failover.Failover.leader_of(self, routers)
+        standby = [r for r in routers if r is not leader][0]
+        role = yield test_failover.call(standby, wire.ROLE)
+        self.assertEqual(role[0], 'ok', role)
+        self.assertEqual((role[1]['leader'], role[1]['leader_alive']), (False, True))
+        healthz = f'http://127.0.0.1:{ports[routers.index(standby)]}/healthz'
+
+        @defer.inlineCallbacks
+        def healthy():
+            answer = yield threads.deferToThread(http_get, healthz)
+            return answer == (200, 'ok\n')
+        yield test_failover.poll(healthy, 20, "the standby's /healthz to say ok")

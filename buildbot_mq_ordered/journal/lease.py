@@ -45,4 +45,3 @@ def renew(db, term, seconds):
 
 def release(db, term):
     db.execute("UPDATE lease SET expires = '-infinity' WHERE id = 1 AND term = %s", (term,))
-
