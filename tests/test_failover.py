@@ -29,6 +29,7 @@ from tests.pgutil import PG_URL
 from tests.pgutil import admin
 from tests.pgutil import fresh_database
 from tests.tcpproxy import CuttableProxy
+from tests.util import batched_timers_fired
 
 CALL_TIMEOUT = 10        # one WAMP call, connection included
 LEAD_TIMEOUT = 20        # a started router set leads
@@ -60,6 +61,7 @@ def call(router, uri, *args):
     finally:
         if timer.active():
             timer.cancel()
+    yield batched_timers_fired()
     return out[0] if out else ('error', 'no answer')
 
 

@@ -187,7 +187,7 @@ class Submit(unittest.TestCase):
         self.assertEqual(entries[0][2], ['k', '4'])
         self.assertEqual(self.successResultOf(s.replay(0, 0)), [s.journal.stream_id, 1, 10, []])
         self.assertEqual(s.info(), {'stream_id': s.journal.stream_id, 'head': 10,
-                                    'first_pos': 1, 'term': 1})
+                                    'first_pos': 1, 'term': 1, 'journal_rows': 10})
         self.assertEqual(len(self.successResultOf(s.replay(1, 10 ** 6))[3]), 10)
         with self.assertRaises(ApplicationError):
             s.replay('x', 1)

@@ -140,6 +140,17 @@ def until(predicate, interval=0.02):
     return d
 
 
+def batched_timers_fired(timeout=10):
+    """Until autobahn's batched timers (txaio) have no bucket pending: a
+    cancelled timer leaves its bucket's DelayedCall in the reactor until it
+    fires, which trial reports as an unclean reactor after a test whose last
+    client just closed (bounded)."""
+    def none_pending():
+        return not any(getattr(c.func, '__name__', '') == '_notify_bucket'
+                       for c in reactor.getDelayedCalls())
+    return with_timeout(until(none_pending), timeout, "autobahn's batched timers")
+
+
 def assert_delivered_once_in_one_order(testcase, nodes, results, per_master):
     """Load nodes that each produced ``per_master`` messages: every one of
     them wrote a result, delivered every message once, all in one order, at
