@@ -32,7 +32,3 @@ def install_in_router():
     from autobahn.twisted import websocket
     if 'tcpNoDelay' not in vars(websocket.WebSocketServerProtocol):
         websocket.WebSocketServerProtocol.tcpNoDelay = True
-
-
-# the name the sequencer calls (kept while it is edited elsewhere)
-install = install_in_router

@@ -39,7 +39,7 @@ from buildbot_mq_ordered.numbering import Numbering
 from buildbot_mq_ordered.writer import JournalWriter
 
 # the router worker's WebSocket connections: no Nagle (see nodelay.py)
-nodelay.install()
+nodelay.install_in_router()
 
 # seconds between journal checkpoints (run in a thread, off the reactor)
 CHECKPOINT_EVERY = 1.0
