@@ -260,6 +260,8 @@ class Failover(unittest.TestCase):
                 try:
                     ack = yield session.call(wire.SUBMIT, 'prod', [[i, ['k'], b'%d' % i]])
                 except ApplicationError:
+                    # a retry delay, as a master's backoff (not a wait for
+                    # an event: the server is restarting)
                     yield task.deferLater(reactor, 0.1, lambda: None)
                     continue     # the same message again, as a master does
                 if ack[1] is not None:

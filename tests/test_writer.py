@@ -7,12 +7,13 @@ import threading
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer
-from twisted.internet import reactor
-from twisted.internet import task
+from twisted.internet import threads
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import sequencer as seqmod
 from buildbot_mq_ordered.journal import Journal
+from tests.util import until
+from tests.util import with_timeout
 
 HOLD_TIMEOUT = 10   # seconds a held commit waits for the test, at most
 
@@ -76,7 +77,10 @@ class WriterThread(unittest.TestCase):
         """Submit one batch whose commit is held in the writer thread."""
         self.held.hold()
         first = self.s.submit('p0', [[1, ['k'], b'0']])
-        yield self.poll(self.held.entered.is_set, "the commit did not start")
+        # the writer thread sets the event: wait on it (in a thread), bounded
+        entered = yield threads.deferToThread(self.held.entered.wait, HOLD_TIMEOUT)
+        if not entered:
+            self.fail("the commit did not start")
         return first
 
     @defer.inlineCallbacks
@@ -141,13 +145,6 @@ class WriterThread(unittest.TestCase):
         yield first
 
     def wait_idle(self):
-        return self.poll(lambda: self.s.writer.idle, "the writer did not become idle")
-
-    @defer.inlineCallbacks
-    def poll(self, condition, what, timeout=HOLD_TIMEOUT):
-        """Until condition() (checked every 10 ms), at most timeout seconds."""
-        deadline = reactor.seconds() + timeout
-        while not condition():
-            if reactor.seconds() > deadline:
-                self.fail(what)
-            yield task.deferLater(reactor, 0.01, lambda: None)
+        # the writer offers no event for idleness: the tests' bounded check
+        return with_timeout(until(lambda: self.s.writer.idle), HOLD_TIMEOUT,
+                            "the writer to become idle")
