@@ -3,8 +3,11 @@
 The sequencer numbers a batch on the reactor and hands it here; the writer
 thread commits every batch queued meanwhile in one transaction, and each
 batch's Deferred then fires on the reactor, in position order. So a commit
-(0.1 ms on SQLite, a network round trip on PostgreSQL) never holds up the
-routing, and a burst costs one commit.
+(a network round trip and a WAL flush on PostgreSQL, an fsync) never holds
+up the routing, and a burst costs one commit. A commit that waits for
+neither (SQLite without fsync: 0.1 ms) runs on the reactor instead: the
+hand-off to the thread and back costs more than that (1-2 ms at low rates,
+see docs/performance.rst). Prunes and loads always run in the thread.
 
 A failed commit fails its batches and every batch numbered after them
 (their positions follow numbers that were never written), and the writer
@@ -28,6 +31,7 @@ class JournalWriter:
         # a :memory: journal has one connection, used in place
         self._run = run or (defer.maybeDeferred if journal.path == ':memory:'
                             else self._in_thread)
+        self._run_commit = defer.maybeDeferred if journal.commits_in_place else self._run
         self._pool = None
         self._queue = []       # (entries, producer, mark, deferred), numbered
         self._busy = False     # a job in the writer thread
@@ -100,11 +104,11 @@ class JournalWriter:
         if self._queue:
             self._writing, self._queue = self._queue, []
             self._job(self.journal.append_batches, self._written, self._not_written,
-                      [b[:3] for b in self._writing])
+                      [b[:3] for b in self._writing], run=self._run_commit)
 
-    def _job(self, f, done, failed, *args):
+    def _job(self, f, done, failed, *args, run=None):
         self._busy = True
-        d = self._run(f, *args)
+        d = (run or self._run)(f, *args)
         d.addCallbacks(done, failed)
         d.addBoth(self._job_done)
         d.addErrback(log.err, "journal writer")   # a bug in a callback: said, not lost

@@ -1,6 +1,7 @@
 """The journal's writer thread, through the sequencer's submit: group
 commit, answers in position order after the commit, and a failed commit
-failing every batch numbered after it, without losing a number."""
+failing every batch numbered after it, without losing a number; and which
+commits run on the reactor instead."""
 
 import threading
 
@@ -52,12 +53,13 @@ class HeldJournal:
         return self._real(batches)
 
 
-class WriterThread(unittest.TestCase):
+class SequencerOnJournal(unittest.TestCase):
     timeout = 30
+    fsync = True    # commits that wait for a disk: in the writer thread
 
     def setUp(self):
         s = seqmod.Sequencer(ComponentConfig('buildbot', {}))
-        s.journal = Journal(self.mktemp())
+        s.journal = Journal(self.mktemp(), fsync=self.fsync)
         s._setup(key_cache_size=100)
         s.leading = True
         s.published = []
@@ -71,6 +73,9 @@ class WriterThread(unittest.TestCase):
         self.s.writer.stop()
         self.s._reader.stop()
         self.s.journal.close()
+
+
+class WriterThread(SequencerOnJournal):
 
     @defer.inlineCallbacks
     def first_commit_held(self):
@@ -148,3 +153,33 @@ class WriterThread(unittest.TestCase):
         # the writer offers no event for idleness: the tests' bounded check
         return with_timeout(until(lambda: self.s.writer.idle), HOLD_TIMEOUT,
                             "the writer to become idle")
+
+
+class CommitsInPlace(SequencerOnJournal):
+    """SQLite without fsync: a commit is cheaper than the hand-off to the
+    writer thread and back, so it runs on the reactor, in the same turn."""
+    fsync = False
+
+    def test_a_commit_runs_on_the_reactor_and_answers_at_once(self):
+        answers = []
+        for i in range(1, 4):
+            self.s.submit('p', [[i, ['k'], b'%d' % i]]).addCallback(answers.append)
+        self.assertEqual(answers, [[1, 1], [2, 2], [3, 3]])
+        self.assertEqual(self.held.threads, {threading.main_thread()})
+        self.assertEqual(self.s.published, [[1], [2], [3]])
+        self.assertEqual([e[:2] for e in self.s.journal.read(1, 10)], [[1, 1], [2, 2], [3, 3]])
+
+    @defer.inlineCallbacks
+    def test_prunes_and_loads_still_run_in_the_writer_thread(self):
+        yield self.s.submit('p', [[1, ['k'], b'1']])
+        self.held.threads.clear()
+        loads = []
+        real_load = self.s.journal.load
+
+        def load():
+            loads.append(threading.current_thread())
+            return real_load()
+        self.s.journal.load = load
+        yield self.s.writer.reload()
+        self.assertEqual(len(loads), 1)
+        self.assertIsNot(loads[0], threading.main_thread())
