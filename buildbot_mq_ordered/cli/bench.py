@@ -38,9 +38,9 @@ def add_parser(sub):
                     "Buildbot's stock wamp MQ, alternating, and compare throughput, "
                     "latency and memory.")
     p.add_argument('--masters', type=int, default=3, help="masters (default: 3)")
-    p.add_argument('--rate', default='300,600,1200,max',
+    p.add_argument('--rate', default='100,300,600,1200,2400,max',
                    help="comma-separated offered rates, messages/s of all masters "
-                        "together; 'max': flat out (default: 300,600,1200,max)")
+                        "together; 'max': flat out (default: 100,300,600,1200,2400,max)")
     p.add_argument('--duration', type=float, default=5.0,
                    help="seconds of production per run (default: 5)")
     p.add_argument('--messages', type=int, default=None,
@@ -52,7 +52,8 @@ def add_parser(sub):
                         "(default: 10 shared keys + one private key per master)")
     p.add_argument('--window', type=int, default=2000,
                    help="flat out: own messages in flight per master (default: 2000)")
-    p.add_argument('--repeat', type=int, default=1, help="runs per MQ and rate (default: 1)")
+    p.add_argument('--repeat', type=int, default=3,
+                   help="runs per MQ and rate; the table shows medians (default: 3)")
     p.add_argument('--warmup', type=float, default=2.0,
                    help="seconds of an unreported run per MQ before the first one, so "
                         "that no figure includes a router's first connections "
