@@ -6,10 +6,10 @@ network hop. It registers the submit and replay procedures with the default
 'single' invocation policy: a second sequencer on the realm is refused.
 
 Per submitted batch: number it (``Numbering``, on the reactor), hand it to
-the journal's writer thread (``JournalWriter``: group commit); once a group
-is committed, publish each of its batches as one stream event, then
-acknowledge its submitter, in position order, in one reactor turn (a master
-sees its own batch's event before the acknowledgement, as it always did).
+the journal's writer (``JournalWriter``: group commit); once a group is
+committed, publish it (one stream event for the group), then acknowledge
+each submitter, in position order, in one reactor turn (a master sees its
+own batch's event before the acknowledgement, as it always did).
 Replays are read off the reactor too
 (``JournalReader``). No buildbot imports: the router host needs only
 crossbar.
@@ -50,6 +50,24 @@ BUSY = 'buildbot.mq.ordered.error.busy'
 # replays under way: per caller session (a master has one at a time) and in all
 MAX_REPLAYS_PER_SESSION = 2
 MAX_REPLAYS = 16
+# data bytes in one stream event (the router takes frames up to 16 MiB)
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+
+
+def _events(entries):
+    """A group's entries as stream events of at most MAX_EVENT_BYTES of data
+    (one message may be larger alone): every master's frame stays well under
+    the router's limit however many batches a group holds."""
+    event, size = [], 0
+    for entry in entries:
+        n = len(entry[3])
+        if event and size + n > MAX_EVENT_BYTES:
+            yield event
+            event, size = [], 0
+        event.append(entry)
+        size += n
+    if event:
+        yield event
 
 
 class Sequencer(ApplicationSession):
@@ -249,9 +267,21 @@ class Sequencer(ApplicationSession):
                        callbackArgs=(entries, mark, started))
         return d
 
+    def committed(self, entries):
+        """The writer committed a group (several batches, in position order):
+        publish it before any of its batches is answered, in the same
+        reactor turn, so that on a submitter's connection its event goes
+        first (a stopping master counts on it). One stream event per group,
+        not per batch: a burst of submits costs each master one event."""
+        if not entries or not self.leading:
+            # committed under a lease since lost: masters replay it from the
+            # journal, the submitter's retry finds it sequenced
+            return
+        self.head = entries[-1][0]
+        for event in _events(entries):
+            self.publish(wire.STREAM, self.journal.stream_id, event)
+
     def _committed(self, _, entries, mark, started):
-        # committed under a lease since lost: masters replay it from the
-        # journal, the submitter's retry finds it sequenced
         self._must_lead()
         if not entries:
             return [mark, None]
@@ -259,17 +289,8 @@ class Sequencer(ApplicationSession):
         if failures:
             self.log.info("sequencer: the journal takes writes again (after {n} failed)",
                           n=failures)
-        self.head = entries[-1][0]
-        self._publish(entries)
         metrics.observe_commit(time.perf_counter() - started, len(entries))
-        return [mark, self.head]
-
-    def _publish(self, entries):
-        """One stream event for every master, published before the
-        acknowledgement is returned in the same reactor turn: on the
-        submitter's connection its event goes first (a stopping master
-        counts on it)."""
-        self.publish(wire.STREAM, self.journal.stream_id, entries)
+        return [mark, entries[-1][0]]
 
     def _not_committed(self, failure):
         # nothing acknowledged, nothing published: the writer has the

@@ -1,13 +1,18 @@
-"""The journal's writer: one thread per sequencer, group commit.
+"""The journal's writer: group commit, one stream event per group.
 
-The sequencer numbers a batch on the reactor and hands it here; the writer
-thread commits every batch queued meanwhile in one transaction, and each
-batch's Deferred then fires on the reactor, in position order. So a commit
-(a network round trip and a WAL flush on PostgreSQL, an fsync) never holds
-up the routing, and a burst costs one commit. A commit that waits for
-neither (SQLite without fsync: 0.1 ms) runs on the reactor instead: the
-hand-off to the thread and back costs more than that (1-2 ms at low rates,
-see docs/performance.rst). Prunes and loads always run in the thread.
+The sequencer numbers a batch on the reactor and hands it here. The writer
+commits every batch queued by the end of the reactor turn (several masters'
+submits read in one poll) or while the previous commit was under way, in
+one transaction; then the owner publishes the group (``committed``: one
+stream event, not one per batch) and each batch's Deferred fires, in
+position order, in one reactor turn. So a burst costs one commit and one
+event per master.
+
+A commit that waits for a disk or a server (PostgreSQL, an fsync) runs in a
+thread of its own, so it never holds up the routing; one that waits for
+neither (SQLite without fsync: 0.1 ms) runs on the reactor, as the hand-off
+to the thread and back costs more (1-2 ms at low rates, see
+docs/performance.rst). Prunes and loads always run in the thread.
 
 A failed commit fails its batches and every batch numbered after them
 (their positions follow numbers that were never written), and the writer
@@ -21,17 +26,24 @@ from twisted.python import log
 
 
 class JournalWriter:
-    def __init__(self, journal, owner, run=None):
-        """``owner.reloaded(marks)``, ``owner.pruned(marks)`` and
+    def __init__(self, journal, owner, run=None, clock=None):
+        """``owner.committed(entries)`` (a group, before its batches are
+        answered), ``owner.reloaded(marks)``, ``owner.pruned(marks)`` and
         ``owner.prune_failed(failure)`` are called on the reactor (marks: the
         journal's producer marks); ``run(f, *args)`` runs f in the writer
-        thread and returns a Deferred (default: a thread of its own)."""
+        thread and returns a Deferred (default: a thread of its own; given,
+        it runs the commits too, and batches are not held to the turn's end);
+        ``clock``: what ends a turn (the reactor)."""
         self.journal = journal
         self._owner = owner
+        self._clock = clock
+        self._turn_end = None  # a call at the end of this turn: the group goes then
         # a :memory: journal has one connection, used in place
         self._run = run or (defer.maybeDeferred if journal.path == ':memory:'
                             else self._in_thread)
-        self._run_commit = defer.maybeDeferred if journal.commits_in_place else self._run
+        self._run_commit = run or (defer.maybeDeferred if journal.commits_in_place
+                                   else self._run)
+        self._hold_to_turn_end = run is None
         self._pool = None
         self._queue = []       # (entries, producer, mark, deferred), numbered
         self._busy = False     # a job in the writer thread
@@ -58,8 +70,16 @@ class JournalWriter:
             return defer.succeed(None)
         d = defer.Deferred()
         self._queue.append((entries, producer, mark, d))
-        self._next()
+        if not self._hold_to_turn_end:
+            self._next()
+        elif self._turn_end is None and not self._busy:
+            # other submits read in this poll join the group
+            self._turn_end = (self._clock or _reactor()).callLater(0, self._end_of_turn)
         return d
+
+    def _end_of_turn(self):
+        self._turn_end = None
+        self._next()
 
     def reload(self):
         """A Deferred that fires once the journal was read again (after the
@@ -119,6 +139,7 @@ class JournalWriter:
 
     def _written(self, _):
         group, self._writing = self._writing, []
+        self._owner.committed([e for b in group for e in b[0]])
         for *_, d in group:
             d.callback(None)
 
@@ -167,6 +188,14 @@ class JournalWriter:
         return deferToThreadPool(reactor, self._pool, f, *args)
 
     def stop(self):
+        if self._turn_end is not None and self._turn_end.active():
+            self._turn_end.cancel()
+        self._turn_end = None
         if self._pool is not None:
             self._pool.stop()     # waits for a commit under way
             self._pool = None
+
+
+def _reactor():
+    from twisted.internet import reactor
+    return reactor

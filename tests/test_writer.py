@@ -103,7 +103,8 @@ class WriterThread(SequencerOnJournal):
         yield defer.gatherResults(ds)
         self.assertEqual(answered, [[2, 1 + 2 * i] for i in range(1, 21)])
         self.assertEqual(self.held.groups, [[1], [2 * i for i in range(1, 21)]])
-        self.assertEqual(self.s.published, [[1]] + [[2 * i, 2 * i + 1] for i in range(1, 21)])
+        # one stream event per committed group, not per batch
+        self.assertEqual(self.s.published, [[1], list(range(2, 42))])
         self.assertNotIn(threading.main_thread(), self.held.threads)
         self.assertEqual(self.s.info()['head'], 41)
         self.assertEqual([e[1] for e in self.s.journal.read(1, 100) if e[2] == ['k']],
@@ -160,13 +161,17 @@ class CommitsInPlace(SequencerOnJournal):
     writer thread and back, so it runs on the reactor, in the same turn."""
     fsync = False
 
-    def test_a_commit_runs_on_the_reactor_and_answers_at_once(self):
+    @defer.inlineCallbacks
+    def test_submits_of_one_turn_are_one_commit_and_one_event_on_the_reactor(self):
         answers = []
-        for i in range(1, 4):
-            self.s.submit('p', [[i, ['k'], b'%d' % i]]).addCallback(answers.append)
-        self.assertEqual(answers, [[1, 1], [2, 2], [3, 3]])
+        ds = [self.s.submit(p, [[1, ['k'], b'%d' % i]]).addCallback(answers.append)
+              for i, p in enumerate('pqr', 1)]
+        self.assertEqual(answers, [])       # held to the end of the turn
+        yield defer.gatherResults(ds)
+        self.assertEqual(answers, [[1, 1], [1, 2], [1, 3]])
+        self.assertEqual(self.held.groups, [[1, 2, 3]])
         self.assertEqual(self.held.threads, {threading.main_thread()})
-        self.assertEqual(self.s.published, [[1], [2], [3]])
+        self.assertEqual(self.s.published, [[1, 2, 3]])
         self.assertEqual([e[:2] for e in self.s.journal.read(1, 10)], [[1, 1], [2, 2], [3, 3]])
 
     @defer.inlineCallbacks
@@ -183,3 +188,13 @@ class CommitsInPlace(SequencerOnJournal):
         yield self.s.writer.reload()
         self.assertEqual(len(loads), 1)
         self.assertIsNot(loads[0], threading.main_thread())
+
+
+class StreamEvents(unittest.TestCase):
+
+    def test_a_group_is_split_into_events_of_bounded_size(self):
+        self.patch(seqmod, 'MAX_EVENT_BYTES', 10)
+        entries = [[pos, 1, ['k'], b'x' * n] for pos, n in enumerate([4, 4, 4, 20, 1, 1], 1)]
+        events = list(seqmod._events(entries))
+        self.assertEqual([[e[0] for e in ev] for ev in events], [[1, 2], [3], [4], [5, 6]])
+        self.assertEqual([e for ev in events for e in ev], entries)
