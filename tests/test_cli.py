@@ -88,7 +88,7 @@ class Bench(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, True)
         out_json = os.path.join(tmp, 'bench.json')
         args = ['bench', '--masters', '2', '--rate', '200,max', '--duration', '1',
-                '--payload', '100', '--warmup', '0.5', '--json', out_json]
+                '--payload', '100', '--warmup', '0.5', '--repeat', '1', '--json', out_json]
         # matplotlib is in the 'test' extra: the plot is always checked
         args += ['--plot', os.path.join(tmp, 'bench.png')]
         rc, out = run_cli(*args)
