@@ -23,6 +23,7 @@ journal again: the sequencer renumbers from what was really committed.
 
 from twisted.internet import defer
 from twisted.python import log
+from twisted.python.failure import Failure
 
 
 class JournalWriter:
@@ -139,7 +140,16 @@ class JournalWriter:
 
     def _written(self, _):
         group, self._writing = self._writing, []
-        self._owner.committed([e for b in group for e in b[0]])
+        try:
+            self._owner.committed([e for b in group for e in b[0]])
+        except Exception:
+            # committed, but not published (a bug): each submitter hears it,
+            # none waits for ever; masters replay what they missed
+            failure = Failure()
+            log.err(failure, "journal writer: publishing a committed group")
+            for *_, d in group:
+                d.errback(failure)
+            return
         for *_, d in group:
             d.callback(None)
 

@@ -198,3 +198,19 @@ class StreamEvents(unittest.TestCase):
         events = list(seqmod._events(entries))
         self.assertEqual([[e[0] for e in ev] for ev in events], [[1, 2], [3], [4], [5, 6]])
         self.assertEqual([e for ev in events for e in ev], entries)
+
+
+class PublishFails(SequencerOnJournal):
+    fsync = False
+
+    @defer.inlineCallbacks
+    def test_a_group_committed_but_not_published_is_answered_not_left_waiting(self):
+        def publish(*args):
+            raise RuntimeError("publish broke")
+        self.s.publish = publish
+        with self.assertRaises(ApplicationError):
+            yield with_timeout(self.s.submit('p', [[1, ['k'], b'1']]), HOLD_TIMEOUT,
+                               "the submit's answer")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        # committed all the same: the retry finds it sequenced
+        self.assertEqual((yield self.s.submit('p', [[1, ['k'], b'1']])), [1, None])
