@@ -27,17 +27,15 @@ from twisted.python.failure import Failure
 
 
 class JournalWriter:
-    def __init__(self, journal, owner, run=None, clock=None):
+    def __init__(self, journal, owner, run=None):
         """``owner.committed(entries)`` (a group, before its batches are
         answered), ``owner.reloaded(marks)``, ``owner.pruned(marks)`` and
         ``owner.prune_failed(failure)`` are called on the reactor (marks: the
         journal's producer marks); ``run(f, *args)`` runs f in the writer
         thread and returns a Deferred (default: a thread of its own; given,
-        it runs the commits too, and batches are not held to the turn's end);
-        ``clock``: what ends a turn (the reactor)."""
+        it runs the commits too, and batches are not held to the turn's end)."""
         self.journal = journal
         self._owner = owner
-        self._clock = clock
         self._turn_end = None  # a call at the end of this turn: the group goes then
         # a :memory: journal has one connection, used in place
         self._run = run or (defer.maybeDeferred if journal.path == ':memory:'
@@ -47,7 +45,7 @@ class JournalWriter:
         self._hold_to_turn_end = run is None
         self._pool = None
         self._queue = []       # (entries, producer, mark, deferred), numbered
-        self._busy = False     # a job in the writer thread
+        self._busy = False     # a job under way (in the thread, or in place)
         self._writing = []     # the group being committed
         self._failure = None   # refuse batches until reloaded
         self._reload_wanted = False
@@ -75,7 +73,8 @@ class JournalWriter:
             self._next()
         elif self._turn_end is None and not self._busy:
             # other submits read in this poll join the group
-            self._turn_end = (self._clock or _reactor()).callLater(0, self._end_of_turn)
+            from twisted.internet import reactor
+            self._turn_end = reactor.callLater(0, self._end_of_turn)
         return d
 
     def _end_of_turn(self):
@@ -204,8 +203,3 @@ class JournalWriter:
         if self._pool is not None:
             self._pool.stop()     # waits for a commit under way
             self._pool = None
-
-
-def _reactor():
-    from twisted.internet import reactor
-    return reactor
