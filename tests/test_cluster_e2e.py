@@ -445,10 +445,7 @@ class HACluster(Cluster):
                           extra_args=['--journal', journal]) for i in (1, 2)]
         for r in routers:
             self.addCleanup(r.stop)
-            r.start_async()
-        for r in routers:
-            r.wait_ready()
-        return routers
+        return Router.start_together(routers)
 
     def leader(self):
         """The router whose sequencer leads (it says so in its log)."""

@@ -93,10 +93,7 @@ class Failover(unittest.TestCase):
         routers = [Router(extra_args=['--journal', url]) for url in urls]
         for r in routers:
             self.addCleanup(r.cleanup)
-            r.start_async()
-        for r in routers:
-            r.wait_ready()
-        return routers
+        return Router.start_together(routers)
 
     @defer.inlineCallbacks
     def leader_of(self, routers):

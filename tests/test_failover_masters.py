@@ -94,9 +94,7 @@ class StandbyHealth(unittest.TestCase):
                    for p in ports]
         for r in routers:
             self.addCleanup(r.cleanup)
-            r.start_async()
-        for r in routers:
-            r.wait_ready()
+        Router.start_together(routers)
         leader, _ = yield test_failover.Failover.leader_of(self, routers)
         standby = [r for r in routers if r is not leader][0]
         role = yield test_failover.call(standby, wire.ROLE)

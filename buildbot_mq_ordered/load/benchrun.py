@@ -51,11 +51,7 @@ class Bench:
             f"{mq} on 127.0.0.1:{r.port}" + (" (--open-realm)" if mq == STOCK else "")
             for mq, r in self.routers.items()) + " ...")
         t0 = time.monotonic()
-        # in parallel: each takes seconds to start
-        for r in self.routers.values():
-            r.start_async()
-        for r in self.routers.values():
-            r.wait_ready()
+        Router.start_together(list(self.routers.values()))
         say(f"routers: ready in {time.monotonic() - t0:.1f}s")
         if self.args.warmup > 0:
             for mq in self.mqs:

@@ -140,6 +140,15 @@ class Router:
         log.close()
         return self
 
+    @staticmethod
+    def start_together(routers):
+        """Start them all, then wait for each (bounded): each takes seconds."""
+        for r in routers:
+            r.start_async()
+        for r in routers:
+            r.wait_ready()
+        return routers
+
     def wait_ready(self):
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not port_open(self.port):
