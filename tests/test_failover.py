@@ -271,6 +271,8 @@ class Failover(unittest.TestCase):
                                       'max_retries': 0}], realm=router.realm, main=produce)
         self.addCleanup(ensure_postgresql)
         yield comp.start(reactor)
+        # its calls' timers: pending after it left, trial's reactor would be unclean
+        yield batched_timers_fired()
         self.assertEqual(restarted, [0])
         rows = journal_rows(url, "SELECT pos, data FROM entries ORDER BY pos")
         journal = {bytes(d): p for p, d in rows}
