@@ -8,7 +8,7 @@ setup(
     long_description_content_type='text/markdown',
     license='GPL-2.0-only',
     packages=find_packages(include=['buildbot_mq_ordered', 'buildbot_mq_ordered.*']),
-    package_data={'buildbot_mq_ordered': ['dashboard.html']},
+    package_data={'buildbot_mq_ordered.master': ['dashboard.html']},
     python_requires='>=3.9',
     install_requires=[
         'buildbot>=4.0',

@@ -8,8 +8,8 @@ naming the key.
 
 import sys
 
-from buildbot_mq_ordered.config import KEYS
-from buildbot_mq_ordered.config import MQ_TYPE
+from buildbot_mq_ordered.master.config import KEYS
+from buildbot_mq_ordered.master.config import MQ_TYPE
 
 __version__ = '0.1.0'
 
@@ -23,7 +23,7 @@ def dashboard(name='mq', caption='MQ cluster', order=20):
 
     (needs ``pip install 'buildbot-mq-ordered[dashboard]'``; see
     docs/operations.rst)."""
-    from buildbot_mq_ordered.webdashboard import DashboardApp
+    from buildbot_mq_ordered.master.dashboard import DashboardApp
     return {'name': name, 'caption': caption, 'app': DashboardApp(name),
             'order': order, 'icon': 'sitemap'}
 
@@ -61,10 +61,10 @@ def register():
     from buildbot.config.errors import error
     from buildbot.mq.connector import MQConnector
 
-    from buildbot_mq_ordered import config
+    from buildbot_mq_ordered.master import config
 
     MQConnector.classes[MQ_TYPE] = {
-        'class': 'buildbot_mq_ordered.mq.OrderedWampMQ',
+        'class': 'buildbot_mq_ordered.master.mq.OrderedWampMQ',
         'keys': set(KEYS),
     }
     load_mq = master_config.MasterConfig.load_mq

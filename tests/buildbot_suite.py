@@ -77,7 +77,7 @@ def switch_to_ordered_wamp(mq, switched):
     import buildbot_mq_ordered  # noqa: F401  registers the type, as master.cfg does
     from buildbot.test.util import integration
 
-    from buildbot_mq_ordered.mq import OrderedWampMQ
+    from buildbot_mq_ordered.master.mq import OrderedWampMQ
 
     setup_master = integration.RunMasterBase.setup_master
     load_config = integration.DictLoader.loadConfig

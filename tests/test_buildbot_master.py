@@ -15,7 +15,7 @@ import buildbot_mq_ordered  # noqa: F401  registers 'ordered-wamp', as master.cf
 from buildbot.process.results import SUCCESS
 from buildbot.test.util.integration import RunMasterBase
 
-from buildbot_mq_ordered.mq import OrderedWampMQ
+from buildbot_mq_ordered.master.mq import OrderedWampMQ
 from tests.router import router_of_kind
 from tests.router import shared_router
 

@@ -3,10 +3,10 @@ health verdicts; and the metric families made of them (metrics.py)."""
 
 from twisted.trial import unittest
 
-from buildbot_mq_ordered import clusterview
-from buildbot_mq_ordered.clusterview import ClusterView
-from buildbot_mq_ordered.clusterview import problems
-from buildbot_mq_ordered.clusterview import router_problem
+from buildbot_mq_ordered.router.monitor import clusterview
+from buildbot_mq_ordered.router.monitor.clusterview import ClusterView
+from buildbot_mq_ordered.router.monitor.clusterview import problems
+from buildbot_mq_ordered.router.monitor.clusterview import router_problem
 
 INFO = {'stream_id': 's1', 'head': 100, 'first_pos': 1}
 
@@ -152,7 +152,7 @@ class Verdicts(unittest.TestCase):
 class Families(unittest.TestCase):
 
     def test_status_as_metric_families(self):
-        from buildbot_mq_ordered.metrics import StatusCollector
+        from buildbot_mq_ordered.router.monitor.metrics import StatusCollector
         v = ClusterView()
         v.on_info(dict(INFO, term=4), now=0)
         v.on_report(report('a', 97, outbox=2, skipped=1, reconnects=3), now=0)
@@ -175,7 +175,7 @@ class Families(unittest.TestCase):
         self.assertNotIn((P + 'journal_rows', ()), samples)   # not told: not made up
 
     def test_commit_histograms(self):
-        from buildbot_mq_ordered import metrics
+        from buildbot_mq_ordered.router.monitor import metrics
         before = metrics.BATCH_SIZE._sum.get()
         metrics.observe_commit(0.002, 40)
         self.assertEqual(metrics.BATCH_SIZE._sum.get() - before, 40)
@@ -184,7 +184,7 @@ class Families(unittest.TestCase):
 class Defaults(unittest.TestCase):
 
     def test_stale_after_several_report_intervals(self):
-        from buildbot_mq_ordered.masterreport import REPORT_EVERY
+        from buildbot_mq_ordered.master.report import REPORT_EVERY
         self.assertGreaterEqual(clusterview.STALE_AFTER, 3 * REPORT_EVERY)
 
 
@@ -193,7 +193,7 @@ class HealthEndpoint(unittest.TestCase):
     def render(self, ok, line):
         from twisted.web.test.requesthelper import DummyRequest
 
-        from buildbot_mq_ordered.metricsweb import Healthz
+        from buildbot_mq_ordered.router.monitor.web import Healthz
         request = DummyRequest([b''])
         body = Healthz(lambda: (ok, line)).render_GET(request)
         return request.responseCode, body

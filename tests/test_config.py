@@ -14,7 +14,7 @@ from buildbot.plugins import worker
 from buildbot.schedulers.forcesched import ForceScheduler
 from twisted.python.reflect import namedObject
 
-from buildbot_mq_ordered import config
+from buildbot_mq_ordered.master import config
 
 URL = 'ws://127.0.0.1:8080/ws'
 
@@ -229,7 +229,7 @@ class BuildbotLoader(unittest.TestCase):
     def test_registered(self):
         entry = MQConnector.classes['ordered-wamp']
         cls = namedObject(entry['class'])
-        from buildbot_mq_ordered.mq import OrderedWampMQ
+        from buildbot_mq_ordered.master.mq import OrderedWampMQ
         self.assertIs(cls, OrderedWampMQ)
         self.assertEqual(set(entry['keys']), config.KEYS)
 

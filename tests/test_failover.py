@@ -23,8 +23,8 @@ from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.load.processes import Router
-from buildbot_mq_ordered.leadership import LEASE_SECONDS
-from buildbot_mq_ordered.leadership import RENEW_EVERY
+from buildbot_mq_ordered.router.leadership import LEASE_SECONDS
+from buildbot_mq_ordered.router.leadership import RENEW_EVERY
 from tests.pgutil import PG_URL
 from tests.pgutil import admin
 from tests.pgutil import fresh_database

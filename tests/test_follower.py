@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.follower import Deliver
-from buildbot_mq_ordered.follower import Replay
-from buildbot_mq_ordered.follower import Report
-from buildbot_mq_ordered.follower import RetryLater
-from buildbot_mq_ordered.follower import StreamFollower
+from buildbot_mq_ordered.master.follower import Deliver
+from buildbot_mq_ordered.master.follower import Replay
+from buildbot_mq_ordered.master.follower import Report
+from buildbot_mq_ordered.master.follower import RetryLater
+from buildbot_mq_ordered.master.follower import StreamFollower
 
 
 def entry(pos):

@@ -8,14 +8,14 @@ import sqlite3
 
 from twisted.trial import unittest
 
-from buildbot_mq_ordered import journal as journal_module
-from buildbot_mq_ordered import journalurl
+from buildbot_mq_ordered.router import journal as journal_module
+from buildbot_mq_ordered.router import journalurl
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.journal import Journal
-from buildbot_mq_ordered.journal import open_journal
-from buildbot_mq_ordered.journal import lease
-from buildbot_mq_ordered.journal import postgres
-from buildbot_mq_ordered.numbering import Numbering
+from buildbot_mq_ordered.router.journal import Journal
+from buildbot_mq_ordered.router.journal import open_journal
+from buildbot_mq_ordered.router.journal import lease
+from buildbot_mq_ordered.router.journal import postgres
+from buildbot_mq_ordered.router.numbering import Numbering
 from tests.pgutil import fresh_database
 
 

@@ -2,7 +2,7 @@
 
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.leadership import Lease
+from buildbot_mq_ordered.router.leadership import Lease
 
 
 class LeaseDecisions(unittest.TestCase):

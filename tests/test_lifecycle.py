@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.internet import reactor
 from twisted.trial import unittest
 
-from buildbot_mq_ordered import mq as mqmodule
+from buildbot_mq_ordered.master import mq as mqmodule
 from buildbot_mq_ordered.load.processes import free_port
 from tests.router import shared_router
 from tests.util import Collector

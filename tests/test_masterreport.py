@@ -4,9 +4,9 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.masterreport import MasterReporter
-from buildbot_mq_ordered.masterreport import build_report
-from buildbot_mq_ordered.mq import OrderedWampMQ
+from buildbot_mq_ordered.master.report import MasterReporter
+from buildbot_mq_ordered.master.report import build_report
+from buildbot_mq_ordered.master.mq import OrderedWampMQ
 
 
 class FakeSession:

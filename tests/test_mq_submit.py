@@ -8,11 +8,11 @@ from twisted.internet import reactor
 from twisted.python import log
 from twisted.trial import unittest
 
-from buildbot_mq_ordered import config as mqconfig
+from buildbot_mq_ordered.master import config as mqconfig
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.mq import OrderedWampMQ
-from buildbot_mq_ordered.sequencer import BUSY
-from buildbot_mq_ordered.sequencer import JOURNAL_ERROR
+from buildbot_mq_ordered.master.mq import OrderedWampMQ
+from buildbot_mq_ordered.router.sequencer import BUSY
+from buildbot_mq_ordered.router.sequencer import JOURNAL_ERROR
 from tests.util import with_timeout
 
 

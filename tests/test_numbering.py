@@ -5,7 +5,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.numbering import Numbering
+from buildbot_mq_ordered.router.numbering import Numbering
 
 
 class RecordingStore:

@@ -16,10 +16,10 @@ from twisted.logger import formatEvent
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
-from buildbot_mq_ordered import session
+from buildbot_mq_ordered.master import link as session
 from buildbot_mq_ordered.load.processes import Router
 from buildbot_mq_ordered.load.processes import free_port
-from buildbot_mq_ordered.routerconfig import node_config
+from buildbot_mq_ordered.router.nodeconfig import node_config
 from tests.router import router_of_kind
 from tests.router import shared_router
 from tests.util import start_master

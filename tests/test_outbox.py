@@ -5,7 +5,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.outbox import Outbox
+from buildbot_mq_ordered.master.outbox import Outbox
 
 OVERHEAD = 64   # per-message allowance Outbox.batch adds to a message's size
 

@@ -5,7 +5,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.reorder import ReorderBuffer
+from buildbot_mq_ordered.master.reorder import ReorderBuffer
 
 REPLAY_LIMIT = 7
 

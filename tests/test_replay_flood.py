@@ -17,7 +17,7 @@ from twisted.internet import reactor
 from twisted.internet import task
 from twisted.trial import unittest
 
-from buildbot_mq_ordered import sequencer
+from buildbot_mq_ordered.router import sequencer
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.load.processes import tree_rss
 from tests.router import Router

@@ -13,9 +13,9 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.routerconfig import auth_config
-from buildbot_mq_ordered.routerconfig import parse_secret_file
-from buildbot_mq_ordered.session import REFUSED
+from buildbot_mq_ordered.router.nodeconfig import auth_config
+from buildbot_mq_ordered.router.nodeconfig import parse_secret_file
+from buildbot_mq_ordered.master.link import REFUSED
 from tests import test_mq_contract
 from tests.router import SECRETS
 from tests.router import router_of_kind as _router

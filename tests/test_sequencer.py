@@ -8,10 +8,10 @@ from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from buildbot_mq_ordered import sequencer as seqmod
-from buildbot_mq_ordered import journal as journal_module
+from buildbot_mq_ordered.router import sequencer as seqmod
+from buildbot_mq_ordered.router import journal as journal_module
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.journal import Journal
+from buildbot_mq_ordered.router.journal import Journal
 
 
 class RecordingLog:
@@ -208,8 +208,8 @@ class SteppingDown(unittest.TestCase):
     tells it): it answers nothing more and its journal writes nothing."""
 
     def test_a_deposed_leader_refuses_everything_and_writes_nothing(self):
-        from buildbot_mq_ordered.journal import lease
-        from buildbot_mq_ordered.journal import open_journal
+        from buildbot_mq_ordered.router.journal import lease
+        from buildbot_mq_ordered.router.journal import open_journal
         from tests.pgutil import fresh_database
         s = make_sequencer(open_journal(fresh_database(self)))
         self.addCleanup(s.journal.close)

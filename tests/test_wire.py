@@ -9,7 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from buildbot_mq_ordered import routerconfig
+from buildbot_mq_ordered.router import nodeconfig as routerconfig
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.wire import MessageRejected
 from buildbot_mq_ordered.wire import encode_message

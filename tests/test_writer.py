@@ -11,8 +11,8 @@ from twisted.internet import defer
 from twisted.internet import threads
 from twisted.trial import unittest
 
-from buildbot_mq_ordered import sequencer as seqmod
-from buildbot_mq_ordered.journal import Journal
+from buildbot_mq_ordered.router import sequencer as seqmod
+from buildbot_mq_ordered.router.journal import Journal
 from tests.util import until
 from tests.util import with_timeout
 

@@ -6,7 +6,7 @@ from twisted.internet import defer
 from twisted.internet import reactor
 
 from buildbot_mq_ordered.load.verify import check_records
-from buildbot_mq_ordered.mq import OrderedWampMQ
+from buildbot_mq_ordered.master.mq import OrderedWampMQ
 
 TIMEOUT = 30
 

@@ -17,11 +17,11 @@ import socket
 import subprocess
 import sys
 
-from buildbot_mq_ordered import journalurl
+from buildbot_mq_ordered.router import journalurl
 from buildbot_mq_ordered.load.processes import _die_with_parent
-from buildbot_mq_ordered.routerconfig import SECRET_ENV
-from buildbot_mq_ordered.routerconfig import node_config
-from buildbot_mq_ordered.routerconfig import parse_secret_file
+from buildbot_mq_ordered.router.nodeconfig import SECRET_ENV
+from buildbot_mq_ordered.router.nodeconfig import node_config
+from buildbot_mq_ordered.router.nodeconfig import parse_secret_file
 
 
 def add_parser(sub):
@@ -126,7 +126,7 @@ PG_WHY = re.compile(r'.*failed: (?:FATAL:\s+)?')
 def check_postgresql(url):
     """Exit with one line when the journal's server cannot be used."""
     try:
-        from buildbot_mq_ordered.journal.postgres import connect
+        from buildbot_mq_ordered.router.journal.postgres import connect
     except ImportError:
         raise SystemExit("--journal postgresql://... needs psycopg on this machine: "
                          "pip install 'buildbot-mq-ordered[router]'")
@@ -270,7 +270,7 @@ def run(args):
     password = journalurl.without_password(journal)[1]
     if password is not None:
         env['PGPASSWORD'] = password
-    from buildbot_mq_ordered.cli import hide_bjdata
+    from buildbot_mq_ordered.router import hide_bjdata
     env['PYTHONPATH'] = os.pathsep.join(
         [os.path.dirname(hide_bjdata.__file__)] +
         [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])

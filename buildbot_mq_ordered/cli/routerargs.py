@@ -13,7 +13,7 @@ def add_router_args(p):
 
 def check_router_args(args):
     """What is wrong with those options (a list of lines)."""
-    from buildbot_mq_ordered import config
+    from buildbot_mq_ordered.master import config
     errors = [f"--router must be a ws:// or wss:// URL, not {url!r}"
               for url in args.router if config.CHECKS['router_url'](url)]
     if (args.authid is None) != (args.secret_file is None):

@@ -13,7 +13,7 @@ import sys
 
 from buildbot_mq_ordered.cli.routerargs import add_router_args
 from buildbot_mq_ordered.cli.routerargs import check_router_args
-from buildbot_mq_ordered.clusterview import problems
+from buildbot_mq_ordered.router.monitor.clusterview import problems
 from buildbot_mq_ordered.load.texttable import aligned
 
 PROG = 'buildbot-mq-ordered status'
@@ -71,9 +71,9 @@ def ask(reactor, args):
     """Fires with the monitor's status dict (errback: why not)."""
     from twisted.internet import defer
 
-    from buildbot_mq_ordered import config
+    from buildbot_mq_ordered.master import config
     from buildbot_mq_ordered import wire
-    from buildbot_mq_ordered.session import RouterLink
+    from buildbot_mq_ordered.master.link import RouterLink
 
     answer = defer.Deferred()
     opts = {'authid': args.authid, 'secret_file': args.secret_file, 'secret': None}

@@ -82,8 +82,8 @@ class Tail:
     def __init__(self, args, reactor, out=sys.stdout):
         from buildbot.util import tuplematch
 
-        from buildbot_mq_ordered.follower import StreamFollower
-        from buildbot_mq_ordered.streamreader import StreamReader
+        from buildbot_mq_ordered.master.follower import StreamFollower
+        from buildbot_mq_ordered.master.streamreader import StreamReader
         self.args = args
         self.reactor = reactor
         self.out = out
@@ -108,8 +108,8 @@ class Tail:
             self.link.move_on()
 
     def start(self):
-        from buildbot_mq_ordered import config
-        from buildbot_mq_ordered.session import RouterLink
+        from buildbot_mq_ordered.master import config
+        from buildbot_mq_ordered.master.link import RouterLink
         opts = {'authid': self.args.authid, 'secret_file': self.args.secret_file,
                 'secret': None}
         d = config.authentication(opts, None)

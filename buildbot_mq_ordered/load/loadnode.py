@@ -140,7 +140,7 @@ class LoadNode:
         a = self.args
         self.parent = ts.MultiService()
         if a.mq == 'ordered-wamp':
-            from buildbot_mq_ordered.mq import OrderedWampMQ
+            from buildbot_mq_ordered.master.mq import OrderedWampMQ
             mq = OrderedWampMQ()
             mq.setName(a.name)   # the name its reports give (no Buildbot master here)
             urls = a.router_url.split(',')

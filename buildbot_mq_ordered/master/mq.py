@@ -19,17 +19,17 @@ from buildbot.mq import base
 from buildbot.util import service
 from buildbot.util import tuplematch
 
-from buildbot_mq_ordered import config as mqconfig
+from buildbot_mq_ordered.master import config as mqconfig
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.consumers import ConsumerRegistry
-from buildbot_mq_ordered.follower import StreamFollower
-from buildbot_mq_ordered.masterreport import MasterReporter
-from buildbot_mq_ordered.producer import Producer
-from buildbot_mq_ordered.session import RouterLink
-from buildbot_mq_ordered.session import set_log_level
-from buildbot_mq_ordered.streamreader import NO_SEQUENCER
-from buildbot_mq_ordered.streamreader import StreamReader
-from buildbot_mq_ordered.streamreader import report
+from buildbot_mq_ordered.master.consumers import ConsumerRegistry
+from buildbot_mq_ordered.master.follower import StreamFollower
+from buildbot_mq_ordered.master.report import MasterReporter
+from buildbot_mq_ordered.master.producer import Producer
+from buildbot_mq_ordered.master.link import RouterLink
+from buildbot_mq_ordered.master.link import set_log_level
+from buildbot_mq_ordered.master.streamreader import NO_SEQUENCER
+from buildbot_mq_ordered.master.streamreader import StreamReader
+from buildbot_mq_ordered.master.streamreader import report
 
 stop_log = Logger(namespace='ordered-wamp')
 # errors of a call that say the connection went, not that the sequencer refused

@@ -5,7 +5,7 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.web import resource
 from twisted.web import server
 
-from buildbot_mq_ordered import metrics
+from buildbot_mq_ordered.router.monitor import metrics
 
 
 class Healthz(resource.Resource):

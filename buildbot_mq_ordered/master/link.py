@@ -22,8 +22,8 @@ from twisted.internet import reactor as default_reactor
 from twisted.logger import Logger
 from txaio.interfaces import log_levels
 
-from buildbot_mq_ordered import nodelay
-from buildbot_mq_ordered.streamreader import NO_SEQUENCER
+from buildbot_mq_ordered.util import nodelay
+from buildbot_mq_ordered.master.streamreader import NO_SEQUENCER
 
 log = Logger(namespace='ordered-wamp')
 

@@ -18,8 +18,8 @@ from twisted.internet import defer
 from twisted.internet import task
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.clusterview import ClusterView
-from buildbot_mq_ordered.clusterview import router_problem
+from buildbot_mq_ordered.router.monitor.clusterview import ClusterView
+from buildbot_mq_ordered.router.monitor.clusterview import router_problem
 
 INFO_EVERY = 1.0
 # an info call unanswered this long counts as failed (a wedged sequencer
@@ -98,7 +98,7 @@ class Monitor(ApplicationSession):
         return problem is None, problem or 'ok'
 
     def _serve(self, host, port):
-        from buildbot_mq_ordered.metricsweb import MetricsWeb
+        from buildbot_mq_ordered.router.monitor.web import MetricsWeb
         try:
             self._web = MetricsWeb(self, host, port, self.reactor)
         except Exception as e:

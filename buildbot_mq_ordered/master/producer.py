@@ -7,9 +7,9 @@ resubmitted from its oldest message (the sequencer drops what it had).
 """
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.failurerun import FailureRun
-from buildbot_mq_ordered.follower import Report
-from buildbot_mq_ordered.outbox import Outbox
+from buildbot_mq_ordered.util.failurerun import FailureRun
+from buildbot_mq_ordered.master.follower import Report
+from buildbot_mq_ordered.master.outbox import Outbox
 
 # a submit carries at most this many messages / bytes (the router takes 16 MiB)
 MAX_BATCH = 2000

@@ -133,7 +133,7 @@ def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
     }
     sequencer = {
         'type': 'class',
-        'classname': 'buildbot_mq_ordered.sequencer.Sequencer',
+        'classname': 'buildbot_mq_ordered.router.sequencer.Sequencer',
         'realm': realm,
         'role': wire.SEQUENCER_ROLE,
         'extra': {
@@ -160,6 +160,6 @@ def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
 
 def monitor_component(realm, metrics_port=None, metrics_host='127.0.0.1'):
     """The monitor (monitor.py) beside the sequencer: status, /metrics, /healthz."""
-    return {'type': 'class', 'classname': 'buildbot_mq_ordered.monitor.Monitor',
+    return {'type': 'class', 'classname': 'buildbot_mq_ordered.router.monitor.component.Monitor',
             'realm': realm, 'role': wire.MONITOR_ROLE,
             'extra': {'metrics_port': metrics_port, 'metrics_host': metrics_host}}

@@ -16,7 +16,7 @@ one (before a leave, or after a failure) carry a stale token and are ignored.
 from collections import namedtuple
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.reorder import ReorderBuffer
+from buildbot_mq_ordered.master.reorder import ReorderBuffer
 
 # entries to hand to the local consumers, in order
 Deliver = namedtuple('Deliver', 'entries')

@@ -71,7 +71,7 @@ class DashboardApp:
             return '503 Service Unavailable', {'error': str(e) or type(e).__name__}
 
     def _ask(self):
-        from buildbot_mq_ordered.mq import OrderedWampMQ
+        from buildbot_mq_ordered.master.mq import OrderedWampMQ
         master = self.buildbot_api.master
         impl = getattr(master.mq, 'impl', None)
         if not isinstance(impl, OrderedWampMQ):

@@ -19,8 +19,8 @@ import sqlite3
 import uuid
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.journal.base import BaseJournal
-from buildbot_mq_ordered.journal.base import JournalVersionError
+from buildbot_mq_ordered.router.journal.base import BaseJournal
+from buildbot_mq_ordered.router.journal.base import JournalVersionError
 
 SCHEMA_VERSION = 1
 TABLES = """

@@ -13,10 +13,10 @@ from twisted.internet import task
 from twisted.python import log
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.follower import Deliver
-from buildbot_mq_ordered.follower import Replay
-from buildbot_mq_ordered.follower import Report
-from buildbot_mq_ordered.follower import RetryLater
+from buildbot_mq_ordered.master.follower import Deliver
+from buildbot_mq_ordered.master.follower import Replay
+from buildbot_mq_ordered.master.follower import Report
+from buildbot_mq_ordered.master.follower import RetryLater
 
 # seconds between info() calls while joined: the head tells of positions
 # whose events never came, and a router whose sequencer stopped leading is

@@ -15,10 +15,10 @@ import uuid
 
 import psycopg
 
-from buildbot_mq_ordered import journalurl
-from buildbot_mq_ordered.journal import lease
-from buildbot_mq_ordered.journal.base import BaseJournal
-from buildbot_mq_ordered.journal.base import JournalVersionError
+from buildbot_mq_ordered.router import journalurl
+from buildbot_mq_ordered.router.journal import lease
+from buildbot_mq_ordered.router.journal.base import BaseJournal
+from buildbot_mq_ordered.router.journal.base import JournalVersionError
 
 SCHEMA_VERSION = 1
 TABLES = """

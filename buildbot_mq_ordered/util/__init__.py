@@ -1,0 +1,1 @@
+"""Small helpers both sides use (no Buildbot, no Crossbar)."""
