@@ -40,11 +40,26 @@ MONITOR_ROLE = 'monitor'
 # the router discloses the publisher's role on stream events; only this one counts
 SEQUENCER_ROLE = 'sequencer'
 
+# errors the sequencer answers with
+ERROR = PREFIX + 'error.'
+MALFORMED = ERROR + 'malformed'          # a call of the wrong shape
+JOURNAL_ERROR = ERROR + 'journal'        # not written (or not leading): retry
+NOT_BOUND = ERROR + 'not_bound'          # --secret-file, but the caller has no authid
+BUSY = ERROR + 'busy'                    # too many replays under way: retry later
+# what a call to a procedure nobody registered raises: a router without a
+# leading sequencer (a standby, or one that stopped leading)
+NO_SEQUENCER = 'wamp.error.no_such_procedure'
+
 # the most entries one replay call returns (the sequencer caps it too), and
 # the most bytes of keys and data (the router refuses frames over 16 MiB;
 # one message alone may be up to 8 MiB, and is always answered)
 MAX_REPLAY = 5000
 MAX_REPLAY_BYTES = 4 * 1024 * 1024
+# a submit carries at most this many messages / bytes of keys and data
+MAX_BATCH = 2000
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+# data bytes in one stream event (one message may be larger alone)
+MAX_EVENT_BYTES = 4 * 1024 * 1024
 # the sequencer keeps keys (counters) and producer ids (marks): both bounded
 MAX_KEY_BYTES = 4096
 MAX_PRODUCER_ID = 128

@@ -1,8 +1,9 @@
 # The one place where test-wide warning filters live.
 #
-# buildbot_mq_ordered, then autobahn, are imported before buildbot.test:
+# buildbot_mq_ordered.master, then autobahn, are imported before buildbot.test:
 # buildbot.test turns every warning into an error, and autobahn's optional
-# codecs warn at import.
+# codecs warn at import. Then MQ type 'ordered-wamp' is registered with
+# Buildbot, as master.cfg's import line does.
 # Afterwards, deprecations raised *inside* third-party packages we do not
 # own (Twisted 26 and Alembic under Buildbot 4.3, autobahn, crossbar) are
 # ignored; our own package is not in this list, so its warnings stay errors.
@@ -10,12 +11,16 @@ import warnings
 
 # first: loads autobahn's serializers without the bjdata codec (whose NumPy 1
 # build prints a traceback under NumPy 2), as a master does
-import buildbot_mq_ordered  # noqa: F401,I001
+import buildbot_mq_ordered.master  # noqa: F401,I001
 
 import autobahn.twisted.component  # noqa: F401
 import autobahn.twisted.wamp  # noqa: F401
 
 import buildbot.test  # noqa: F401  (sets warnings to errors)
+
+import buildbot_mq_ordered
+
+buildbot_mq_ordered.register()
 
 for _module in ('twisted', 'alembic', 'sqlalchemy', 'autobahn', 'txaio', 'crossbar',
                 'buildbot', 'buildbot_worker', 'hypothesis', 'treq', 'pkg_resources',

@@ -74,7 +74,6 @@ class RecordingReporter(reporter.TreeReporter):
 def switch_to_ordered_wamp(mq, switched):
     """Every RunMasterBase master on ``mq``; ``switched`` collects the ids of
     the tests whose masters were checked to run OrderedWampMQ."""
-    import buildbot_mq_ordered  # noqa: F401  registers the type, as master.cfg does
     from buildbot.test.util import integration
 
     from buildbot_mq_ordered.master.mq import OrderedWampMQ

@@ -11,7 +11,6 @@ import tempfile
 
 from twisted.internet import defer
 
-import buildbot_mq_ordered  # noqa: F401  registers 'ordered-wamp', as master.cfg does
 from buildbot.process.results import SUCCESS
 from buildbot.test.util.integration import RunMasterBase
 

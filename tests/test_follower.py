@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.master.follower import Deliver
-from buildbot_mq_ordered.master.follower import Replay
-from buildbot_mq_ordered.master.follower import Report
-from buildbot_mq_ordered.master.follower import RetryLater
+from buildbot_mq_ordered.master.actions import Deliver
+from buildbot_mq_ordered.master.actions import Replay
+from buildbot_mq_ordered.master.actions import Report
+from buildbot_mq_ordered.master.actions import RetryLater
 from buildbot_mq_ordered.master.follower import StreamFollower
 
 

@@ -11,8 +11,8 @@ from twisted.trial import unittest
 from buildbot_mq_ordered.master import config as mqconfig
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.master.mq import OrderedWampMQ
-from buildbot_mq_ordered.router.sequencer import BUSY
-from buildbot_mq_ordered.router.sequencer import JOURNAL_ERROR
+from buildbot_mq_ordered.wire import BUSY
+from buildbot_mq_ordered.wire import JOURNAL_ERROR
 from tests.util import with_timeout
 
 

@@ -17,7 +17,6 @@ from twisted.internet import reactor
 from twisted.internet import task
 from twisted.trial import unittest
 
-from buildbot_mq_ordered.router import sequencer
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.load.processes import tree_rss
 from tests.router import Router
@@ -95,7 +94,7 @@ class ReplayFlood(unittest.TestCase):
         self.assertEqual(len(outcomes), SESSIONS * CALLS)
         answered = [entries for kind, entries in outcomes if kind == 'answered']
         refused = [why for kind, why in outcomes if kind == 'refused']
-        self.assertEqual(set(refused), {sequencer.BUSY})
+        self.assertEqual(set(refused), {wire.BUSY})
         # never more under way than the bounds allow: most calls are refused
         self.assertGreater(len(refused), 0)
         for entries in answered:

@@ -70,7 +70,7 @@ class Submit(unittest.TestCase):
                      ('p', [[0, ['a'], b'1']]), ('p', [[1, [1], b'1']])]:
             with self.assertRaises(ApplicationError) as e:
                 s.submit(*args)
-            self.assertEqual(e.exception.error, seqmod.MALFORMED)
+            self.assertEqual(e.exception.error, wire.MALFORMED)
         self.assertEqual(s.published, [])
         self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
 
@@ -82,7 +82,7 @@ class Submit(unittest.TestCase):
         def broken(*args):
             raise OSError("disk full")
         s.journal.append_batches = broken
-        self.assertEqual(self.refused(s, 'p', [[2, ['a'], b'2']]).error, seqmod.JOURNAL_ERROR)
+        self.assertEqual(self.refused(s, 'p', [[2, ['a'], b'2']]).error, wire.JOURNAL_ERROR)
         self.flushLoggedErrors()
         s.journal.append_batches = real_append
         # the retried message gets the next position and number, as if
@@ -129,7 +129,7 @@ class Submit(unittest.TestCase):
         for f, args, kwargs in calls:
             with self.assertRaises(ApplicationError, msg=(f.__name__, args, kwargs)) as e:
                 f(*args, **kwargs)
-            self.assertEqual(e.exception.error, seqmod.MALFORMED)
+            self.assertEqual(e.exception.error, wire.MALFORMED)
         self.assertEqual(s.published, [])
         # the largest key and producer id that are allowed pass
         key = ['k' * (wire.MAX_KEY_BYTES - 1), 'x']
@@ -226,7 +226,7 @@ class SteppingDown(unittest.TestCase):
                            (s.info, ())):
             with self.assertRaises(ApplicationError) as e:
                 call(*args)
-            self.assertEqual(e.exception.error, seqmod.JOURNAL_ERROR)
+            self.assertEqual(e.exception.error, wire.JOURNAL_ERROR)
         with self.assertRaises(lease.Deposed):
             s.journal.append([(2, 2, ('a',), b'2')], 'p', 2)
         self.assertEqual(s.journal.counts()['entries'], 1)

@@ -11,6 +11,7 @@ from twisted.internet import defer
 from twisted.internet import threads
 from twisted.trial import unittest
 
+from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.router import sequencer as seqmod
 from buildbot_mq_ordered.router.journal import Journal
 from tests.util import until
@@ -122,7 +123,7 @@ class WriterThread(SequencerOnJournal):
         for d in [first] + after:
             with self.assertRaises(ApplicationError) as e:
                 yield d
-            self.assertEqual(e.exception.error, seqmod.JOURNAL_ERROR)
+            self.assertEqual(e.exception.error, wire.JOURNAL_ERROR)
             self.assertIn('disk I/O error', e.exception.args[0])
         self.flushLoggedErrors()
         self.assertEqual(self.s.published, [[1]])
@@ -193,7 +194,7 @@ class CommitsInPlace(SequencerOnJournal):
 class StreamEvents(unittest.TestCase):
 
     def test_a_group_is_split_into_events_of_bounded_size(self):
-        self.patch(seqmod, 'MAX_EVENT_BYTES', 10)
+        self.patch(wire, 'MAX_EVENT_BYTES', 10)
         entries = [[pos, 1, ['k'], b'x' * n] for pos, n in enumerate([4, 4, 4, 20, 1, 1], 1)]
         events = list(seqmod._events(entries))
         self.assertEqual([[e[0] for e in ev] for ev in events], [[1, 2], [3], [4], [5, 6]])

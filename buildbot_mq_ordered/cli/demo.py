@@ -22,7 +22,7 @@ from buildbot_mq_ordered.load.demoreport import table
 from buildbot_mq_ordered.load.driver import require_crossbar
 from buildbot_mq_ordered.load.driver import run_guarded
 from buildbot_mq_ordered.load.driver import say
-from buildbot_mq_ordered.load.loadnode import routing_key
+from buildbot_mq_ordered.load.workload import routing_key
 from buildbot_mq_ordered.load.nodes import NodeProcess
 from buildbot_mq_ordered.load.nodes import produced_counts
 from buildbot_mq_ordered.load.nodes import run_nodes

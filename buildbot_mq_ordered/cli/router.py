@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 from buildbot_mq_ordered.router import journalurl
-from buildbot_mq_ordered.load.processes import _die_with_parent
+from buildbot_mq_ordered.util.childprocess import die_with_parent
 from buildbot_mq_ordered.router.nodeconfig import SECRET_ENV
 from buildbot_mq_ordered.router.nodeconfig import node_config
 from buildbot_mq_ordered.router.nodeconfig import parse_secret_file
@@ -239,7 +239,7 @@ def _child_setup():
     # Crossbar (and its workers, which inherit this) leaves SIGINT alone: a
     # terminal's Ctrl-C reaches this process, which tells Crossbar once
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    die_with_parent()
 
 
 def run(args):

@@ -27,31 +27,16 @@ from twisted.internet import task
 from twisted.protocols import basic
 from twisted.python import log
 
-import buildbot_mq_ordered  # noqa: F401  (registers ordered-wamp)
+import buildbot_mq_ordered.master  # noqa: F401  (autobahn without bjdata, for both MQs)
 from buildbot_mq_ordered.load.latency import hist_percentile
 from buildbot_mq_ordered.load.latency import lat_bucket
 from buildbot_mq_ordered.load.verify import DeliveryTally
+from buildbot_mq_ordered.load.workload import routing_key
 
 # flat out: produce at most this many per reactor turn
 CHUNK = 200
 PROGRESS_EVERY = 0.5
 TICK = 0.01
-
-
-def routing_key(name, i, shared_keys=10, distinct_keys=0, index=0, nodes=1):
-    """The routing key of message ``i`` of node ``name`` (deterministic).
-
-    Default mix: even messages on ``shared_keys`` keys all nodes produce on,
-    odd ones on the node's private key. With ``distinct_keys`` N, all
-    nodes' messages together cycle through N keys (``index``/``nodes`` place
-    this node in that cycle). No '.' in any element (Buildbot's stock
-    ``wamp`` MQ splits on it).
-    """
-    if distinct_keys:
-        return ('load', 'k%d' % ((i * nodes + index) % distinct_keys), 'any')
-    if shared_keys and i % 2 == 0:
-        return ('load', 'shared-%d' % ((i // 2) % shared_keys), 'any')
-    return ('load', 'private', name)
 
 
 class _Config:

@@ -13,19 +13,9 @@ import tempfile
 import threading
 import time
 
+from buildbot_mq_ordered.util.childprocess import die_with_parent
+
 STARTUP_TIMEOUT = 60
-
-
-def _die_with_parent():
-    """In the child, before exec: SIGTERM when the parent dies (Linux), so a
-    driver killed with SIGKILL leaves no router or node behind."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except Exception:
-        pass
 
 
 def spawn_options():
@@ -33,7 +23,7 @@ def spawn_options():
     # the death signal is tied to the thread that forks: only from the main one
     if sys.platform.startswith('linux') and \
             threading.current_thread() is threading.main_thread():
-        opts['preexec_fn'] = _die_with_parent
+        opts['preexec_fn'] = die_with_parent
     return opts
 
 

@@ -7,7 +7,7 @@ registration hands them to Buildbot's config loader as config errors.
 import os
 from urllib.parse import urlparse
 
-MQ_TYPE = 'ordered-wamp'
+from buildbot_mq_ordered import MQ_TYPE
 
 # key -> (default, check); a check returns None when the value is fine,
 # otherwise a description of what the value must be

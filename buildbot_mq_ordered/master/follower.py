@@ -13,21 +13,12 @@ shorter one means. One replay is in flight at a time; answers to an older
 one (before a leave, or after a failure) carry a stale token and are ignored.
 """
 
-from collections import namedtuple
-
 from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.master.actions import Deliver
+from buildbot_mq_ordered.master.actions import Replay
+from buildbot_mq_ordered.master.actions import Report
+from buildbot_mq_ordered.master.actions import RetryLater
 from buildbot_mq_ordered.master.reorder import ReorderBuffer
-
-# entries to hand to the local consumers, in order
-Deliver = namedtuple('Deliver', 'entries')
-# call the sequencer's replay(first, count); answer with this token
-Replay = namedtuple('Replay', 'token first count')
-# a line for the operator: level is 'error' (a loss or a surprise: logged as
-# an ``error`` exception, as Buildbot logs errors) or 'info'
-Report = namedtuple('Report', 'level text error', defaults=(RuntimeError,))
-# call retry() after delay seconds (a replay failed without a leave)
-RetryLater = namedtuple('RetryLater', 'delay')
-
 
 def _backoff_1s(failures):
     return min(2.0 ** (failures - 1), 60.0)

@@ -22,8 +22,8 @@ from twisted.internet import reactor as default_reactor
 from twisted.logger import Logger
 from txaio.interfaces import log_levels
 
+from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.util import nodelay
-from buildbot_mq_ordered.master.streamreader import NO_SEQUENCER
 
 log = Logger(namespace='ordered-wamp')
 
@@ -311,7 +311,7 @@ class RouterLink:
 
         def failed(f):
             if self.session is session and not self._stopping:
-                if f.check(ApplicationError) and f.value.error == NO_SEQUENCER:
+                if f.check(ApplicationError) and f.value.error == wire.NO_SEQUENCER:
                     self.move_on()
                     return
                 self._setup_failed = True

@@ -21,20 +21,19 @@ from buildbot.util import tuplematch
 
 from buildbot_mq_ordered.master import config as mqconfig
 from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.master.actions import report
 from buildbot_mq_ordered.master.consumers import ConsumerRegistry
 from buildbot_mq_ordered.master.follower import StreamFollower
 from buildbot_mq_ordered.master.report import MasterReporter
 from buildbot_mq_ordered.master.producer import Producer
 from buildbot_mq_ordered.master.link import RouterLink
 from buildbot_mq_ordered.master.link import set_log_level
-from buildbot_mq_ordered.master.streamreader import NO_SEQUENCER
 from buildbot_mq_ordered.master.streamreader import StreamReader
-from buildbot_mq_ordered.master.streamreader import report
 
 stop_log = Logger(namespace='ordered-wamp')
 # errors of a call that say the connection went, not that the sequencer refused
 CONNECTION_ERRORS = (ApplicationError.CANCELED, 'wamp.close.transport_lost',
-                     NO_SEQUENCER)
+                     wire.NO_SEQUENCER)
 # keys whose change means a new connection
 CONNECTION_KEYS = ('router_url', 'realm', 'initial_retry_delay', 'max_retry_delay',
                    'retry_delay_growth', 'retry_delay_jitter', 'authid', 'secret',

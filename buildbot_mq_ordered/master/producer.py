@@ -8,12 +8,8 @@ resubmitted from its oldest message (the sequencer drops what it had).
 
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.util.failurerun import FailureRun
-from buildbot_mq_ordered.master.follower import Report
+from buildbot_mq_ordered.master.actions import Report
 from buildbot_mq_ordered.master.outbox import Outbox
-
-# a submit carries at most this many messages / bytes (the router takes 16 MiB)
-MAX_BATCH = 2000
-MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
 class Producer:
@@ -53,7 +49,7 @@ class Producer:
             return None
         self.in_flight = True
         self.batches += 1
-        return self.outbox.batch(MAX_BATCH, MAX_BATCH_BYTES)
+        return self.outbox.batch(wire.MAX_BATCH, wire.MAX_BATCH_BYTES)
 
     def acked(self, mark):
         self.in_flight = False

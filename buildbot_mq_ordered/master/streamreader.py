@@ -13,28 +13,15 @@ from twisted.internet import task
 from twisted.python import log
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.master.follower import Deliver
-from buildbot_mq_ordered.master.follower import Replay
-from buildbot_mq_ordered.master.follower import Report
-from buildbot_mq_ordered.master.follower import RetryLater
+from buildbot_mq_ordered.master.actions import Deliver
+from buildbot_mq_ordered.master.actions import Replay
+from buildbot_mq_ordered.master.actions import RetryLater
+from buildbot_mq_ordered.master.actions import report
 
 # seconds between info() calls while joined: the head tells of positions
 # whose events never came, and a router whose sequencer stopped leading is
 # found out even by a master that only consumes
 HEARTBEAT = 5.0
-# what a call to a procedure nobody registered raises: a router without a
-# leading sequencer
-NO_SEQUENCER = 'wamp.error.no_such_procedure'
-
-
-def report(actions):
-    """Log the Reports among a core's actions, as Buildbot logs."""
-    for a in actions:
-        if isinstance(a, Report):
-            if a.level == 'error':
-                log.err(a.error(a.text))
-            else:
-                log.msg(a.text)
 
 
 class StreamReader:
@@ -75,7 +62,7 @@ class StreamReader:
     def no_sequencer(self, failure):
         """A call found no sequencer on this router (it stopped leading):
         move on to the next router. True if so."""
-        if failure.check(ApplicationError) and failure.value.error == NO_SEQUENCER:
+        if failure.check(ApplicationError) and failure.value.error == wire.NO_SEQUENCER:
             self._move_on()
             return True
         return False

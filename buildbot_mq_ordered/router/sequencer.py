@@ -43,25 +43,19 @@ nodelay.install_in_router()
 
 # seconds between journal checkpoints (run in a thread, off the reactor)
 CHECKPOINT_EVERY = 1.0
-MALFORMED = 'buildbot.mq.ordered.error.malformed'
-JOURNAL_ERROR = 'buildbot.mq.ordered.error.journal'
-NOT_BOUND = 'buildbot.mq.ordered.error.not_bound'
-BUSY = 'buildbot.mq.ordered.error.busy'
 # replays under way: per caller session (a master has one at a time) and in all
 MAX_REPLAYS_PER_SESSION = 2
 MAX_REPLAYS = 16
-# data bytes in one stream event (the router takes frames up to 16 MiB)
-MAX_EVENT_BYTES = 4 * 1024 * 1024
 
 
 def _events(entries):
-    """A group's entries as stream events of at most MAX_EVENT_BYTES of data
+    """A group's entries as stream events of at most wire.MAX_EVENT_BYTES of data
     (one message may be larger alone): every master's frame stays well under
     the router's limit however many batches a group holds."""
     event, size = [], 0
     for entry in entries:
         n = len(entry[3])
-        if event and size + n > MAX_EVENT_BYTES:
+        if event and size + n > wire.MAX_EVENT_BYTES:
             yield event
             event, size = [], 0
         event.append(entry)
@@ -183,7 +177,7 @@ class Sequencer(ApplicationSession):
 
     def _must_lead(self):
         if not self.leading:
-            raise ApplicationError(JOURNAL_ERROR, "this router does not lead the sequence "
+            raise ApplicationError(wire.JOURNAL_ERROR, "this router does not lead the sequence "
                                                   "(any more): try again or another router")
 
     # the writer's owner: numbering follows what the journal really holds
@@ -250,13 +244,13 @@ class Sequencer(ApplicationSession):
             self.log.warn("sequencer: ignoring a malformed submit (producer {p!r})",
                           p=producer[:wire.MAX_PRODUCER_ID] if isinstance(producer, str)
                           else type(producer))
-            raise ApplicationError(MALFORMED, "malformed submit")
+            raise ApplicationError(wire.MALFORMED, "malformed submit")
         if self.bind_producers:
             # who the router says the caller is, not what it says of itself:
             # no master can advance another one's mark
             authid = getattr(details, 'caller_authid', None)
             if not authid:
-                raise ApplicationError(NOT_BOUND, "the router did not disclose the caller")
+                raise ApplicationError(wire.NOT_BOUND, "the router did not disclose the caller")
             producer = f"{authid}/{producer}"
         self._must_lead()
         started = time.perf_counter()
@@ -300,12 +294,12 @@ class Sequencer(ApplicationSession):
             self.log.error("sequencer: cannot write the journal {path}: {err} "
                            "({n} failed writes in a row); masters retry",
                            path=self.journal.name, err=e, n=self._journal_failures.count)
-        raise ApplicationError(JOURNAL_ERROR, f"journal write failed: {e}")
+        raise ApplicationError(wire.JOURNAL_ERROR, f"journal write failed: {e}")
 
     def replay(self, *args, details=None, **kwargs):
         if kwargs or not 1 <= len(args) <= 2 or \
                 not all(type(a) is int and 0 <= a < 2 ** 63 for a in args):
-            raise ApplicationError(MALFORMED, "replay takes (from_pos, limit)")
+            raise ApplicationError(wire.MALFORMED, "replay takes (from_pos, limit)")
         self._must_lead()
         from_pos, limit = args if len(args) == 2 else (args[0], wire.MAX_REPLAY)
         limit = min(limit, wire.MAX_REPLAY)
@@ -322,7 +316,7 @@ class Sequencer(ApplicationSession):
         caller = getattr(details, 'caller', None)
         if len(self._replays) >= MAX_REPLAYS or \
                 self._replays.count(caller) >= MAX_REPLAYS_PER_SESSION:
-            raise ApplicationError(BUSY, "too many replays under way; retry later")
+            raise ApplicationError(wire.BUSY, "too many replays under way; retry later")
         self._replays.append(caller)
         # read off the reactor (a connection of the reader thread's own), and
         # bounded by bytes too: the answer must fit the router's frames
@@ -344,7 +338,7 @@ class Sequencer(ApplicationSession):
 
     def info(self, *args, **kwargs):
         if args or kwargs:
-            raise ApplicationError(MALFORMED, "info takes no arguments")
+            raise ApplicationError(wire.MALFORMED, "info takes no arguments")
         self._must_lead()
         j = self.journal
         return {'stream_id': j.stream_id, 'head': self.head, 'first_pos': j.first_pos,
