@@ -39,7 +39,7 @@ setup(
             'psutil',
             'matplotlib',
             'sphinx',
-            # what Buildbot's own integration tests import (tests/buildbot_suite.py)
+            # what Buildbot's own integration tests import (tests/support/buildbot_suite.py)
             'parameterized',
             'evalidate',
             'zstandard',

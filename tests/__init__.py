@@ -9,16 +9,16 @@
 # ignored; our own package is not in this list, so its warnings stay errors.
 import warnings
 
-# first: loads autobahn's serializers without the bjdata codec (whose NumPy 1
-# build prints a traceback under NumPy 2), as a master does
-import buildbot_mq_ordered.master  # noqa: F401,I001
-
 import autobahn.twisted.component  # noqa: F401
 import autobahn.twisted.wamp  # noqa: F401
 
 import buildbot.test  # noqa: F401  (sets warnings to errors)
 
 import buildbot_mq_ordered
+
+# first: loads autobahn's serializers without the bjdata codec (whose NumPy 1
+# build prints a traceback under NumPy 2), as a master does
+import buildbot_mq_ordered.master  # noqa: F401,I001
 
 buildbot_mq_ordered.register()
 

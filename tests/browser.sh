@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the dashboard's browser test (tests/test_dashboard.py) drives:
+# Installs what the dashboard's browser test (tests/integration/test_dashboard.py) drives:
 # Debian's chromium and its chromedriver (selenium comes with the test extra).
 # Debian/Ubuntu, as root (as CI runs). Idempotent: returns at once when both
 # are there.

@@ -22,13 +22,13 @@ from buildbot_mq_ordered.load.demoreport import table
 from buildbot_mq_ordered.load.driver import require_crossbar
 from buildbot_mq_ordered.load.driver import run_guarded
 from buildbot_mq_ordered.load.driver import say
-from buildbot_mq_ordered.load.workload import routing_key
 from buildbot_mq_ordered.load.nodes import NodeProcess
 from buildbot_mq_ordered.load.nodes import produced_counts
 from buildbot_mq_ordered.load.nodes import run_nodes
 from buildbot_mq_ordered.load.processes import Router
 from buildbot_mq_ordered.load.processes import terminate
 from buildbot_mq_ordered.load.verify import check_records
+from buildbot_mq_ordered.load.workload import routing_key
 
 
 def add_parser(sub):

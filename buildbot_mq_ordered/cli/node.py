@@ -50,6 +50,7 @@ def add_parser(sub):
 def run(args):
     from twisted.internet import reactor
     from twisted.python import log
+
     from buildbot_mq_ordered.load.loadnode import LoadNode
     log.startLogging(sys.stderr, setStdout=False)
     node = LoadNode(args, reactor)

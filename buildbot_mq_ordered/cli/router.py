@@ -18,10 +18,10 @@ import subprocess
 import sys
 
 from buildbot_mq_ordered.router import journalurl
-from buildbot_mq_ordered.util.childprocess import die_with_parent
 from buildbot_mq_ordered.router.nodeconfig import SECRET_ENV
 from buildbot_mq_ordered.router.nodeconfig import node_config
 from buildbot_mq_ordered.router.nodeconfig import parse_secret_file
+from buildbot_mq_ordered.util.childprocess import die_with_parent
 
 
 def add_parser(sub):

@@ -13,8 +13,8 @@ import sys
 
 from buildbot_mq_ordered.cli.routerargs import add_router_args
 from buildbot_mq_ordered.cli.routerargs import check_router_args
-from buildbot_mq_ordered.router.monitor.clusterview import problems
 from buildbot_mq_ordered.load.texttable import aligned
+from buildbot_mq_ordered.router.monitor.clusterview import problems
 
 PROG = 'buildbot-mq-ordered status'
 UNHEALTHY, USAGE, UNREACHABLE = 1, 2, 3
@@ -71,8 +71,8 @@ def ask(reactor, args):
     """Fires with the monitor's status dict (errback: why not)."""
     from twisted.internet import defer
 
-    from buildbot_mq_ordered.master import config
     from buildbot_mq_ordered import wire
+    from buildbot_mq_ordered.master import config
     from buildbot_mq_ordered.master.link import RouterLink
 
     answer = defer.Deferred()

@@ -27,11 +27,11 @@ from twisted.internet import task
 from twisted.protocols import basic
 from twisted.python import log
 
-import buildbot_mq_ordered.master  # noqa: F401  (autobahn without bjdata, for both MQs)
 from buildbot_mq_ordered.load.latency import hist_percentile
 from buildbot_mq_ordered.load.latency import lat_bucket
 from buildbot_mq_ordered.load.verify import DeliveryTally
 from buildbot_mq_ordered.load.workload import routing_key
+import buildbot_mq_ordered.master  # noqa: F401  (autobahn without bjdata, for both MQs)
 
 # flat out: produce at most this many per reactor turn
 CHUNK = 200
@@ -144,8 +144,8 @@ class LoadNode:
     def _start_stock_wamp(self, a):
         # Buildbot's own WampMQ with its own WampConnector, as in a master
         from buildbot.mq.wamp import WampMQ
-        from buildbot.wamp.connector import WampConnector
         from buildbot.util import service
+        from buildbot.wamp.connector import WampConnector
 
         node = self
 

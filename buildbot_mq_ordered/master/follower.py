@@ -20,6 +20,7 @@ from buildbot_mq_ordered.master.actions import Report
 from buildbot_mq_ordered.master.actions import RetryLater
 from buildbot_mq_ordered.master.reorder import ReorderBuffer
 
+
 def _backoff_1s(failures):
     return min(2.0 ** (failures - 1), 60.0)
 

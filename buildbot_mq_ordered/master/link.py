@@ -14,12 +14,12 @@ intervals.
 import random
 from urllib.parse import urlparse
 
-import txaio
 from autobahn.twisted.component import Component
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
 from twisted.internet import reactor as default_reactor
 from twisted.logger import Logger
+import txaio
 from txaio.interfaces import log_levels
 
 from buildbot_mq_ordered import wire
@@ -37,7 +37,8 @@ def transport_config(url, serializers, retry, ca_file=None):
         'port': parsed.port or (443 if secure else 80),
     }
     if secure:
-        from twisted.internet.ssl import optionsForClientTLS, Certificate
+        from twisted.internet.ssl import Certificate
+        from twisted.internet.ssl import optionsForClientTLS
         trust = None
         if ca_file:
             with open(ca_file, 'rb') as f:

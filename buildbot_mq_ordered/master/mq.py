@@ -19,15 +19,15 @@ from buildbot.mq import base
 from buildbot.util import service
 from buildbot.util import tuplematch
 
-from buildbot_mq_ordered.master import config as mqconfig
 from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.master import config as mqconfig
 from buildbot_mq_ordered.master.actions import report
 from buildbot_mq_ordered.master.consumers import ConsumerRegistry
 from buildbot_mq_ordered.master.follower import StreamFollower
-from buildbot_mq_ordered.master.report import MasterReporter
-from buildbot_mq_ordered.master.producer import Producer
 from buildbot_mq_ordered.master.link import RouterLink
 from buildbot_mq_ordered.master.link import set_log_level
+from buildbot_mq_ordered.master.producer import Producer
+from buildbot_mq_ordered.master.report import MasterReporter
 from buildbot_mq_ordered.master.streamreader import StreamReader
 
 stop_log = Logger(namespace='ordered-wamp')

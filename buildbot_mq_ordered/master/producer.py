@@ -7,9 +7,9 @@ resubmitted from its oldest message (the sequencer drops what it had).
 """
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.util.failurerun import FailureRun
 from buildbot_mq_ordered.master.actions import Report
 from buildbot_mq_ordered.master.outbox import Outbox
+from buildbot_mq_ordered.util.failurerun import FailureRun
 
 
 class Producer:

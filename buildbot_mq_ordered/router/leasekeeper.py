@@ -15,10 +15,10 @@ from twisted.internet import task
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from buildbot_mq_ordered.util.failurerun import FailureRun
 from buildbot_mq_ordered.router.journal import lease as lease_sql
 from buildbot_mq_ordered.router.leadership import RENEW_EVERY
 from buildbot_mq_ordered.router.leadership import Lease
+from buildbot_mq_ordered.util.failurerun import FailureRun
 
 
 class LeaseKeeper:

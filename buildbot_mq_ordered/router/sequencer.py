@@ -27,16 +27,16 @@ from twisted.internet import task
 from twisted.internet import threads
 from twisted.python.failure import Failure
 
-from buildbot_mq_ordered.util import nodelay
-from buildbot_mq_ordered.router.monitor import metrics
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.util.failurerun import FailureRun
 from buildbot_mq_ordered.router.journal import JournalReader
-from buildbot_mq_ordered.router.journal.lease import Deposed
 from buildbot_mq_ordered.router.journal import open_journal
+from buildbot_mq_ordered.router.journal.lease import Deposed
 from buildbot_mq_ordered.router.leasekeeper import LeaseKeeper
+from buildbot_mq_ordered.router.monitor import metrics
 from buildbot_mq_ordered.router.numbering import Numbering
 from buildbot_mq_ordered.router.writer import JournalWriter
+from buildbot_mq_ordered.util import nodelay
+from buildbot_mq_ordered.util.failurerun import FailureRun
 
 # the router worker's WebSocket connections: no Nagle (see nodelay.py)
 nodelay.install_in_router()

@@ -1,0 +1,1 @@
+"""What the tests share: routers, masters, PostgreSQL, proxies, waiting."""

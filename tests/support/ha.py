@@ -1,0 +1,105 @@
+"""Several routers on one PostgreSQL journal: started together, which one
+leads, one WAMP call to one of them, the journal checked whole."""
+
+import time
+
+from autobahn.twisted.component import Component
+from autobahn.wamp.exception import ApplicationError
+from twisted.internet import defer
+from twisted.internet import reactor
+from twisted.internet import task
+
+from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.load.processes import Router
+from buildbot_mq_ordered.router.leadership import LEASE_SECONDS
+from buildbot_mq_ordered.router.leadership import RENEW_EVERY
+from tests.support.pgutil import journal_rows
+from tests.support.util import batched_timers_fired
+
+CALL_TIMEOUT = 10        # one WAMP call, connection included
+
+
+LEAD_TIMEOUT = 20        # a started router set leads
+
+
+# a leader gone: its lease runs out, a candidate's next try takes it
+FAILOVER_BOUND = LEASE_SECONDS + 2 * RENEW_EVERY + 3
+
+
+@defer.inlineCallbacks
+def call(router, uri, *args):
+    """('ok', result) or ('error', error URI) of one call on a router."""
+    out = []
+
+    @defer.inlineCallbacks
+    def main(reactor_, session):
+        try:
+            out.append(('ok', (yield session.call(uri, *args))))
+        except ApplicationError as e:
+            out.append(('error', e.error))
+
+    comp = Component(transports=[{'url': router.url, 'serializers': ['msgpack'],
+                                  'max_retries': 0}], realm=router.realm, main=main)
+    d = comp.start(reactor)
+    timer = reactor.callLater(CALL_TIMEOUT, d.cancel)
+    try:
+        yield d
+    except Exception as e:
+        out.append(('error', f'no answer: {e!r}'))
+    finally:
+        if timer.active():
+            timer.cancel()
+    yield batched_timers_fired()
+    return out[0] if out else ('error', 'no answer')
+
+
+@defer.inlineCallbacks
+def poll(condition, timeout, what, interval=0.2):
+    """Until condition() (a Deferred of a truth value) holds; its last
+    value. Bounded: fails naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = yield condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        yield task.deferLater(reactor, interval, lambda: None)
+
+
+class RouterSet:
+    """A TestCase mixin: routers on a journal, and which one leads."""
+
+    def routers(self, *urls):
+        """Routers on these journal URLs, started together."""
+        routers = [Router(extra_args=['--journal', url]) for url in urls]
+        for r in routers:
+            self.addCleanup(r.cleanup)
+        return Router.start_together(routers)
+
+    @defer.inlineCallbacks
+    def leader_of(self, routers):
+        """The one router that answers info, with its info; the others have
+        no sequencer procedure at all."""
+        @defer.inlineCallbacks
+        def leading():
+            answers = yield defer.gatherResults([call(r, wire.INFO) for r in routers])
+            leaders = [(r, a[1]) for r, a in zip(routers, answers) if a[0] == 'ok']
+            if len(leaders) == 1:
+                others = [a for a in answers if a[0] != 'ok']
+                self.assertEqual({a[1] for a in others},
+                                 {'wamp.error.no_such_procedure'} if others else set())
+                return leaders[0]
+            self.assertLessEqual(len(leaders), 1, "two routers lead")
+            return None
+        return (yield poll(leading, LEAD_TIMEOUT, "exactly one router leads"))
+
+    def assert_journal_whole(self, url):
+        """Positions 1..N, each once; per key 1..n in position order."""
+        rows = journal_rows(url, "SELECT pos, seq, key FROM entries ORDER BY pos")
+        self.assertEqual([r[0] for r in rows], list(range(1, len(rows) + 1)))
+        seqs = {}
+        for _, seq, key in rows:
+            seqs[key] = seqs.get(key, 0) + 1
+            self.assertEqual(seq, seqs[key])
+        return rows

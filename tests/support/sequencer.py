@@ -1,0 +1,31 @@
+"""A sequencer driven directly, without a router: its publish recorded, its
+writer's jobs run in place, its log lines kept."""
+
+from autobahn.wamp.types import ComponentConfig
+from twisted.internet import defer
+
+from buildbot_mq_ordered.router import sequencer as seqmod
+from buildbot_mq_ordered.router.journal import Journal
+
+
+class RecordingLog:
+    def __init__(self, said):
+        self.said = said
+
+    def __getattr__(self, level):
+        return lambda text, **kw: self.said.append((level, text, kw))
+
+
+def make_sequencer(journal=None):
+    s = seqmod.Sequencer(ComponentConfig('buildbot', {}))
+    s.journal = journal or Journal(':memory:')
+    # the writer's jobs in place: each submit's answer is there at once
+    s._setup(key_cache_size=100, run=defer.maybeDeferred)
+    s.leading, s.term = True, 1
+    s.published = []
+
+    def publish(topic, stream_id, entries):
+        assert stream_id == s.journal.stream_id   # every event names its stream
+        s.published.append((topic, entries))
+    s.publish = publish
+    return s

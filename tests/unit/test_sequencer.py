@@ -1,0 +1,179 @@
+"""The sequencer's procedures, driven directly (unit tests: no router; its
+publish is recorded instead of sent)."""
+
+import sqlite3
+
+from autobahn.wamp.exception import ApplicationError
+from twisted.trial import unittest
+
+from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.router import journal as journal_module
+from buildbot_mq_ordered.router.journal import Journal
+from tests.support.sequencer import RecordingLog
+from tests.support.sequencer import make_sequencer
+
+
+class Submit(unittest.TestCase):
+
+    def ack(self, s, *args):
+        """What a submit answers (at once: the writer's jobs run in place)."""
+        return self.successResultOf(s.submit(*args))
+
+    def refused(self, s, *args):
+        """The ApplicationError a submit fails with."""
+        return self.failureResultOf(s.submit(*args), ApplicationError).value
+
+    def test_numbers_publishes_and_acknowledges(self):
+        s = make_sequencer()
+        ack = self.ack(s, 'p1', [[1, ['a'], b'1'], [2, ['a'], b'2'], [3, ['b'], b'3']])
+        self.assertEqual(ack, [3, 3])
+        topic, entries = s.published[0]
+        self.assertEqual(topic, wire.STREAM)
+        self.assertEqual([list(e[:2]) for e in entries], [[1, 1], [2, 2], [3, 1]])
+
+    def test_resubmission_is_dropped(self):
+        s = make_sequencer()
+        s.submit('p1', [[1, ['a'], b'1'], [2, ['a'], b'2']])
+        ack = self.ack(s, 'p1', [[1, ['a'], b'1'], [2, ['a'], b'2'], [3, ['a'], b'3']])
+        self.assertEqual(ack, [3, 3])
+        self.assertEqual([e[0] for e in s.published[1][1]], [3])
+        self.assertEqual(self.ack(s, 'p1', [[2, ['a'], b'2']]), [3, None])
+        self.assertEqual(len(s.published), 2)
+
+    def test_malformed_submit_is_refused_and_changes_nothing(self):
+        s = make_sequencer()
+        for args in [(1, []), ('p', 'x'), ('p', [[1, ['a']]]), ('p', [[1, 'a', '1']]),
+                     ('p', [[0, ['a'], b'1']]), ('p', [[1, [1], b'1']])]:
+            with self.assertRaises(ApplicationError) as e:
+                s.submit(*args)
+            self.assertEqual(e.exception.error, wire.MALFORMED)
+        self.assertEqual(s.published, [])
+        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
+
+    def test_journal_failure_acknowledges_nothing_and_loses_no_number(self):
+        s = make_sequencer()
+        s.submit('p', [[1, ['a'], b'1']])
+        real_append = s.journal.append_batches
+
+        def broken(*args):
+            raise OSError("disk full")
+        s.journal.append_batches = broken
+        self.assertEqual(self.refused(s, 'p', [[2, ['a'], b'2']]).error, wire.JOURNAL_ERROR)
+        self.flushLoggedErrors()
+        s.journal.append_batches = real_append
+        # the retried message gets the next position and number, as if
+        # the failed attempt never happened
+        self.assertEqual(self.ack(s, 'p', [[2, ['a'], b'2']]), [2, 2])
+        self.assertEqual(list(s.published[-1][1][0][:2]), [2, 2])
+
+    def test_journal_failures_are_one_error_per_run(self):
+        # issue 10: a full disk made the sequencer log a line per refused
+        # submit; now the first of a run, every 100th, and the recovery
+        s = make_sequencer()
+        said = []
+        s.log = RecordingLog(said)
+        real_append = s.journal.append_batches
+
+        def full(*args):
+            raise sqlite3.OperationalError("database or disk is full")
+        s.journal.append_batches = full
+        for _ in range(150):
+            self.assertIn('database or disk is full',
+                          self.refused(s, 'p', [[1, ['a'], b'1']]).args[0])
+        s.journal.append_batches = real_append
+        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
+        self.assertEqual([(level, kw.get('n')) for level, _, kw in said],
+                         [('error', 1), ('error', 100), ('info', 150)])
+        self.assertIn('database or disk is full', str(said[0][2]['err']))
+
+    def test_any_shape_of_call_is_malformed_not_a_runtime_error(self):
+        # issue 10: wrong arity or numbers >= 2**63 answered
+        # wamp.error.runtime_error with a traceback
+        s = make_sequencer()
+        calls = [
+            (s.submit, (), {}), (s.submit, ('p',), {}), (s.submit, ('p', [], 'x'), {}),
+            (s.submit, (), {'producer': 'p', 'messages': []}),
+            (s.submit, ('x' * (wire.MAX_PRODUCER_ID + 1), [[1, ['a'], b'1']]), {}),
+            (s.submit, ('', [[1, ['a'], b'1']]), {}),
+            (s.submit, ('p', [[1, ['k' * (wire.MAX_KEY_BYTES + 1)], b'1']]), {}),
+            (s.submit, ('p', [[1, ['é' * (wire.MAX_KEY_BYTES // 2 + 1)], b'1']]), {}),
+            (s.replay, (), {}), (s.replay, (1, 2, 3), {}), (s.replay, (2 ** 63,), {}),
+            (s.replay, (1, 2 ** 64), {}), (s.replay, (-1, 5), {}), (s.replay, (True,), {}),
+            (s.replay, (1.0, 5), {}), (s.replay, (), {'from_pos': 1}),
+            (s.info, (1,), {}), (s.info, (), {'x': 1}),
+        ]
+        for f, args, kwargs in calls:
+            with self.assertRaises(ApplicationError, msg=(f.__name__, args, kwargs)) as e:
+                f(*args, **kwargs)
+            self.assertEqual(e.exception.error, wire.MALFORMED)
+        self.assertEqual(s.published, [])
+        # the largest key and producer id that are allowed pass
+        key = ['k' * (wire.MAX_KEY_BYTES - 1), 'x']
+        self.assertEqual(self.ack(s, 'p' * wire.MAX_PRODUCER_ID, [[1, key, b'1']]), [1, 1])
+        self.assertEqual(self.successResultOf(s.replay(1)),
+                         [s.journal.stream_id, 1, 1, [[1, 1, key, b'1']]])
+
+    def test_replay_answer_is_bounded_by_bytes(self):
+        # issue 10: 5,000 entries of 4 KiB made an answer over the router's
+        # 16 MiB frame limit; the master's replay failed for good
+        s = make_sequencer()
+        mib = b'x' * (1024 * 1024)
+        s.submit('p', [[i, ['k'], mib] for i in range(1, 11)] +
+                 [[11, ['k'], b'x' * (6 * 1024 * 1024)]])
+        _, first, last, entries = self.successResultOf(s.replay(1, 5000))
+        self.assertEqual((first, last), (1, 11))
+        self.assertEqual([e[0] for e in entries], [1, 2, 3])
+        self.assertLessEqual(sum(len(e[3]) for e in entries), wire.MAX_REPLAY_BYTES)
+        # the master asks again from where the answer ended; a message larger
+        # than the budget comes alone
+        self.assertEqual([e[0] for e in self.successResultOf(s.replay(4, 5000))[3]], [4, 5, 6])
+        self.assertEqual([e[0] for e in self.successResultOf(s.replay(11, 5000))[3]], [11])
+
+    def test_a_failed_prune_holds_no_batch_back(self):
+        # issue 10: a prune that raised after the commit made the batch look
+        # failed: committed, never published, its resubmission dropped
+        s = make_sequencer()
+        s.log = RecordingLog(said := [])
+        s.journal._appends_since_prune = journal_module.PRUNE_EVERY - 1
+
+        def broken():
+            raise sqlite3.OperationalError("disk I/O error")
+        s.journal.prune = broken
+        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
+        self.assertEqual([e[0] for e in s.published[-1][1]], [1])
+        self.assertEqual([level for level, _, _ in said], ['warn'])
+
+    def test_prune_forgets_unused_producers(self):
+        clock = [1000.0]
+        s = make_sequencer(Journal(':memory:', retention_seconds=100,
+                                   clock=lambda: clock[0]))
+        s.submit('old', [[1, ['a'], b'1']])
+        clock[0] += 200
+        for i in range(1, journal_module.PRUNE_EVERY):
+            s.submit('new', [[i, ['a'], b'1']])
+        self.assertEqual(set(s.numbering.producer_marks), {'new'})
+
+    def test_replay(self):
+        s = make_sequencer()
+        s.submit('p', [[i, ['k', str(i)], str(i).encode()] for i in range(1, 11)])
+        stream_id, first, last, entries = self.successResultOf(s.replay(4, 3))
+        self.assertEqual(stream_id, s.journal.stream_id)
+        self.assertEqual((first, last), (1, 10))
+        self.assertEqual([e[0] for e in entries], [4, 5, 6])
+        self.assertEqual(entries[0][2], ['k', '4'])
+        self.assertEqual(self.successResultOf(s.replay(0, 0)), [s.journal.stream_id, 1, 10, []])
+        self.assertEqual(s.info(), {'stream_id': s.journal.stream_id, 'head': 10,
+                                    'first_pos': 1, 'term': 1, 'journal_rows': 10})
+        self.assertEqual(len(self.successResultOf(s.replay(1, 10 ** 6))[3]), 10)
+        with self.assertRaises(ApplicationError):
+            s.replay('x', 1)
+
+    def test_restart_continues_from_the_journal(self):
+        path = self.mktemp()
+        s = make_sequencer(Journal(path))
+        s.submit('p', [[1, ['a'], b'1'], [2, ['b'], b'2']])
+        s.journal.close()
+        s2 = make_sequencer(Journal(path))
+        self.assertEqual(self.ack(s2, 'p', [[2, ['b'], b'2'], [3, ['a'], b'3']]), [3, 3])
+        self.assertEqual(list(s2.published[0][1][0][:2]), [3, 2])
+        s2.journal.close()
