@@ -31,7 +31,7 @@ setup(
             'selenium',
             'buildbot-worker',
             'buildbot-www',
-            'psycopg2-binary',    # the masters' database in tests/test_cluster_e2e.py
+            'psycopg2-binary',    # the masters' database in tests/integration/test_cluster_e2e.py
             'psycopg[binary]',    # the routers' PostgreSQL journal
             'pytest',
             'pytest-twisted',

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the services the test suite needs that a Python install cannot
 # bring: a PostgreSQL server on 127.0.0.1:5432 where user `postgres` logs in
-# over TCP with password `postgres` (tests/test_cluster_e2e.py: two masters
+# over TCP with password `postgres` (tests/integration/test_cluster_e2e.py: two masters
 # share one database; BMO_TEST_PG_URL overrides where the tests look).
 #
 # Debian/Ubuntu, as root (as CI runs). Idempotent: when the server already

@@ -60,7 +60,7 @@ WORKER_PASSWORD = 'e2e-pass'
 # as a JSON line to the file named by BMO_DELIVERIES.
 RECORDER_CFG = '''
 
-####### TEST ONLY (tests/test_cluster_e2e.py): record every delivered message
+####### TEST ONLY (tests/integration/test_cluster_e2e.py): record every delivered message
 import json as _json
 from twisted.internet import defer as _defer
 from buildbot.util import service as _service
