@@ -151,6 +151,13 @@ def is_entry(e):
             and isinstance(e[3], bytes))
 
 
+def is_replay_answer(a):
+    """Well-formed answer of replay: [stream_id, first_pos, last_pos, entries]?
+    (the entries are checked one by one, as a stream event's)"""
+    return (isinstance(a, (list, tuple)) and len(a) == 4 and isinstance(a[3], list)
+            and all(type(x) is int for x in a[1:3]))
+
+
 def is_producer_id(p):
     return isinstance(p, str) and 0 < len(p) <= MAX_PRODUCER_ID
 
