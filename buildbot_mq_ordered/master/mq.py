@@ -126,14 +126,11 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         if self._stopping or not self.running:
             return
         opts = self.options
-        retry = {k: opts[k] for k in ('initial_retry_delay', 'max_retry_delay',
-                                      'retry_delay_growth', 'retry_delay_jitter')}
-        retry['max_retries'] = -1
         authentication = yield mqconfig.authentication(opts, self)
         if self._stopping:
             return
         self.link = RouterLink(opts['router_url'], opts['realm'], self._joined, self._left,
-                               retry, authentication=authentication,
+                               mqconfig.reconnect_backoff(opts), authentication=authentication,
                                ca_file=opts['ca_file'], authid=opts['authid'],
                                on_shutdown=self._let_start_finish)
         self.link.start().addErrback(log.err, "ordered-wamp: router link failed")
