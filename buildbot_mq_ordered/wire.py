@@ -32,8 +32,8 @@ INFO = PREFIX + 'info'
 # every sequencer, leading or standing by, on its own router: its part
 ROLE = PREFIX + 'role'
 STREAM = PREFIX + 'stream'
-# observation (masterreport.py, monitor.py): masters publish reports, the
-# router's monitor answers status
+# observation (master/report.py, router/monitor/): masters publish reports,
+# the router's monitor answers status
 REPORT = PREFIX + 'report'
 STATUS = PREFIX + 'status'
 MONITOR_ROLE = 'monitor'

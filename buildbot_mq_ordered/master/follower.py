@@ -1,11 +1,12 @@
 """The stream follower: what a master does with what the sequencer tells it.
 
 Pure, in the style of the reorder buffer (and of h11): no reactor, no
-session, no logging. The MQ feeds it events - joined (with the sequencer's
-stream id, first retained position and head), left, a stream event, a replay
-answered or failed, a retry timer fired, a submit acknowledged - and carries
-out the actions it returns: deliver these entries, ask for a replay of this
-range, report this line, try the replay again after this delay.
+session, no logging. Its ``StreamReader`` feeds it events - joined (with the
+sequencer's stream id, first retained position and head), left, a stream
+event, a replay answered or failed, a retry timer fired - and the MQ a submit
+acknowledged; the reader carries out the actions it returns: deliver these
+entries, ask for a replay of this range, report this line, try the replay
+again after this delay.
 
 It decides when a hole is asked for and when a hole is lost for good
 (retention exceeded, or the sequencer has nothing for it); its
