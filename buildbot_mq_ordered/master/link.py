@@ -55,8 +55,8 @@ def transport_config(url, serializers, ca_file=None):
 
 
 def _bounded(d, timeout, reactor):
-    """d, or None after timeout seconds, whichever comes first (d itself
-    is not cancelled)."""
+    """d, or None after timeout seconds, whichever comes first. Unlike
+    addTimeout, d itself is not cancelled (the link's loop runs out)."""
     result = defer.Deferred()
     timer = reactor.callLater(timeout, lambda: result.called or result.callback(None))
 
@@ -110,7 +110,8 @@ class Transports:
         """Until the last transport is closed, not just the session (bounded)."""
         if not self.open:
             return defer.succeed(None)
-        return _bounded(self._all_closed.wait(), timeout, self._reactor)
+        return self._all_closed.wait().addTimeout(
+            timeout, self._reactor, onTimeoutCancel=lambda result, timeout: None)
 
 
 class RouterLink:
