@@ -32,8 +32,8 @@ INFO = PREFIX + 'info'
 # every sequencer, leading or standing by, on its own router: its part
 ROLE = PREFIX + 'role'
 STREAM = PREFIX + 'stream'
-# observation (masterreport.py, monitor.py): masters publish reports, the
-# router's monitor answers status
+# observation (master/report.py, router/monitor/): masters publish reports,
+# the router's monitor answers status
 REPORT = PREFIX + 'report'
 STATUS = PREFIX + 'status'
 MONITOR_ROLE = 'monitor'
@@ -88,6 +88,16 @@ def _default(obj):
 encode_data = msgpack.Packer(use_bin_type=True, datetime=False, default=_default).pack
 
 
+def key_size(key, errors='strict'):
+    """UTF-8 bytes of a key's elements (strings, checked by the caller).
+
+    What UTF-8 cannot carry (a lone surrogate) no WAMP serializer can send:
+    it raises ``UnicodeEncodeError``, which makes a master reject the
+    message. The sequencer counts it (``errors='surrogatepass'``) rather
+    than raise on a key from a JSON peer (a ``\\ud800`` escape makes one)."""
+    return sum(len(k.encode('utf-8', errors)) for k in key)
+
+
 def encode_message(routing_key, data, max_size):
     """(key list, data bytes, size in bytes) for a produced message, or
     MessageRejected saying why. The size counts the key's UTF-8 bytes as
@@ -97,15 +107,14 @@ def encode_message(routing_key, data, max_size):
             isinstance(k, str) for k in routing_key):
         raise MessageRejected("routing key must be a tuple of strings")
     try:
-        # what UTF-8 cannot carry (lone surrogates) no serializer can send
-        key_size = sum(len(k.encode('utf-8')) for k in routing_key)
+        key_bytes = key_size(routing_key)
         raw = encode_data(data)
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError) as e:
         raise MessageRejected(f"data cannot be sent: {e}") from e
-    if key_size > MAX_KEY_BYTES:
-        raise MessageRejected(f"routing key of {key_size} bytes exceeds the sequencer's "
+    if key_bytes > MAX_KEY_BYTES:
+        raise MessageRejected(f"routing key of {key_bytes} bytes exceeds the sequencer's "
                               f"limit ({MAX_KEY_BYTES})")
-    size = key_size + len(raw)
+    size = key_bytes + len(raw)
     if size > max_size:
         raise MessageRejected(
             f"message of {size} bytes exceeds max_message_size ({max_size})")
@@ -142,13 +151,15 @@ def is_entry(e):
             and isinstance(e[3], bytes))
 
 
+def is_replay_answer(a):
+    """Well-formed answer of replay: [stream_id, first_pos, last_pos, entries]?
+    (the entries are checked one by one, as a stream event's)"""
+    return (isinstance(a, (list, tuple)) and len(a) == 4 and isinstance(a[3], list)
+            and all(type(x) is int for x in a[1:3]))
+
+
 def is_producer_id(p):
     return isinstance(p, str) and 0 < len(p) <= MAX_PRODUCER_ID
-
-
-def key_size(key):
-    """UTF-8 bytes of a key's elements (strings, checked by the caller)."""
-    return sum(len(k.encode('utf-8', 'surrogatepass')) for k in key)
 
 
 def is_submission(m):
@@ -158,4 +169,4 @@ def is_submission(m):
             and isinstance(m[1], (list, tuple))
             and all(isinstance(k, str) for k in m[1])
             and isinstance(m[2], bytes)
-            and key_size(m[1]) <= MAX_KEY_BYTES)
+            and key_size(m[1], 'surrogatepass') <= MAX_KEY_BYTES)

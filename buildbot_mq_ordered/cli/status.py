@@ -74,6 +74,7 @@ def ask(reactor, args):
     from buildbot_mq_ordered import wire
     from buildbot_mq_ordered.master import config
     from buildbot_mq_ordered.master.link import RouterLink
+    from buildbot_mq_ordered.util.backoff import Backoff
 
     answer = defer.Deferred()
     opts = {'authid': args.authid, 'secret_file': args.secret_file, 'secret': None}
@@ -93,9 +94,8 @@ def ask(reactor, args):
             session.call(wire.STATUS).addCallbacks(
                 answered, lambda f: answer.called or answer.errback(f))
 
-    retry = {'initial_retry_delay': 0.5, 'max_retry_delay': 2.0,
-             'retry_delay_growth': 1.5, 'retry_delay_jitter': 0.1}
-    link = RouterLink(args.router, args.realm, joined, lambda: None, retry,
+    link = RouterLink(args.router, args.realm, joined, lambda: None,
+                      Backoff(0.5, 1.5, 2.0, jitter=0.1),
                       authentication=authentication, ca_file=args.ca_file,
                       authid=args.authid, reactor=reactor)
     timer = reactor.callLater(args.timeout, lambda: answer.called or answer.errback(

@@ -110,15 +110,14 @@ class Tail:
     def start(self):
         from buildbot_mq_ordered.master import config
         from buildbot_mq_ordered.master.link import RouterLink
+        from buildbot_mq_ordered.util.backoff import Backoff
         opts = {'authid': self.args.authid, 'secret_file': self.args.secret_file,
                 'secret': None}
         d = config.authentication(opts, None)
 
         def connect(authentication):
-            retry = {'initial_retry_delay': 0.5, 'max_retry_delay': 10.0,
-                     'retry_delay_growth': 1.5, 'retry_delay_jitter': 0.1}
             self.link = RouterLink(self.args.router, self.args.realm, self.joined,
-                                   self.reader.leave, retry,
+                                   self.reader.leave, Backoff(0.5, 1.5, 10.0, jitter=0.1),
                                    authentication=authentication,
                                    ca_file=self.args.ca_file, authid=self.args.authid,
                                    reactor=self.reactor)

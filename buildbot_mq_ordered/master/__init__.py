@@ -1,11 +1,15 @@
 """Everything that runs inside a Buildbot master: the MQ (``mq``) and its parts.
 
 A message's way through a master: ``produce`` -> ``producer`` (encode,
-``outbox``, one batch in flight) -> submit on the session ``link`` keeps
-joined -> ... the sequencer ... -> stream event -> ``streamreader`` ->
-``follower`` (pure decisions, ``reorder`` buffer) -> ``consumers``.
-``config`` holds ``c['mq']``'s keys, ``report`` what a master tells the
-router's monitor, ``dashboard`` the page in Buildbot's web UI.
+``outbox``, one batch in flight) -> ``submitter`` on the session ``link``
+keeps joined (``connectpolicy`` decides its reconnects and lines,
+``linkkeeper`` starts and stops it) -> ... the sequencer ... -> stream
+event -> ``streamreader`` -> ``follower`` (pure decisions: ``placement``,
+``replays``, ``reorder`` buffer) -> ``dispatch`` -> ``consumers``.
+``waits`` holds the start-up's wait for the first join and the stop's for
+idleness, ``timers`` the retries cancelled at stop. ``config`` holds
+``c['mq']``'s keys, ``report`` what a master tells the router's monitor,
+``dashboard`` the page in Buildbot's web UI.
 
 Nothing here imports ``buildbot_mq_ordered.router``: the two sides share
 only ``buildbot_mq_ordered.wire`` (the contract) and ``buildbot_mq_ordered.util``.

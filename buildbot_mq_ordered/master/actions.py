@@ -24,3 +24,8 @@ def report(actions):
                 log.err(a.error(a.text))
             else:
                 log.msg(a.text)
+
+
+def delivering(entries):
+    """A Deliver of entries, if there are any, as a list of actions."""
+    return [Deliver(entries)] if entries else []

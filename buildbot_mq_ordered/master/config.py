@@ -8,14 +8,16 @@ import os
 from urllib.parse import urlparse
 
 from buildbot_mq_ordered import MQ_TYPE
+from buildbot_mq_ordered.util.backoff import Backoff
 
-# key -> (default, check); a check returns None when the value is fine,
-# otherwise a description of what the value must be
+# key -> default (CHECKS below: key -> its check)
 DEFAULTS = {
     'router_url': None,
     'realm': 'buildbot',
     'wamp_debug_level': 'error',
-    # reconnect backoff (autobahn Component retry settings), seconds
+    # backoff, seconds: between connection attempts (RouterLink, with
+    # jitter) and between failed replays (exact); a refused submit is
+    # retried every initial_retry_delay
     'initial_retry_delay': 0.5,
     'max_retry_delay': 10.0,
     'retry_delay_growth': 1.5,
@@ -24,7 +26,8 @@ DEFAULTS = {
     'max_outbox': 100000,
     # stream entries held while waiting for a missing position
     'reorder_buffer_size': 10000,
-    # largest message accepted by produce: its JSON encoding, in bytes
+    # largest message accepted by produce, in bytes: its routing key's
+    # (UTF-8) and its data's (msgpack)
     'max_message_size': 1048576,
     # seconds stopService waits for unacknowledged messages
     'shutdown_timeout': 10.0,
@@ -37,6 +40,10 @@ DEFAULTS = {
 }
 
 KEYS = frozenset(DEFAULTS)
+# keys whose change means a new connection
+CONNECTION_KEYS = ('router_url', 'realm', 'initial_retry_delay', 'max_retry_delay',
+                   'retry_delay_growth', 'retry_delay_jitter', 'authid', 'secret',
+                   'secret_file', 'ca_file')
 DEBUG_LEVELS = ('critical', 'error', 'warn', 'info', 'debug', 'trace')
 
 
@@ -127,6 +134,8 @@ def _secret(v):
     return "a string or a Buildbot secret (util.Secret / util.Interpolate)"
 
 
+# key -> check: None when the value is fine, otherwise a description of
+# what the value must be
 CHECKS = {
     'router_url': _router_url,
     'realm': _realm,
@@ -176,6 +185,23 @@ def resolve(mq):
     opts = dict(DEFAULTS)
     opts.update({k: v for k, v in mq.items() if k != 'type'})
     return opts
+
+
+def connection_changed(old, new):
+    """Do two resolved c['mq'] differ in a key of the connection?"""
+    return any(old[k] != new[k] for k in CONNECTION_KEYS)
+
+
+def reconnect_backoff(options):
+    """Delays between connection attempts (spread by the jitter)."""
+    return Backoff(options['initial_retry_delay'], options['retry_delay_growth'],
+                   options['max_retry_delay'], options['retry_delay_jitter'])
+
+
+def replay_backoff(options):
+    """Delays between failed replays: the same, exact."""
+    return Backoff(options['initial_retry_delay'], options['retry_delay_growth'],
+                   options['max_retry_delay'])
 
 
 def authentication(options, mq):

@@ -11,6 +11,9 @@ from buildbot.mq import base
 
 
 class QueueRef(base.QueueRef):
+    """What ``startConsuming`` returns: one consumer's callback and filter,
+    in the ``ConsumerRegistry`` until ``stopConsuming``."""
+
     __slots__ = ['filter', 'registry']
 
     def __init__(self, registry, callback, filter):
@@ -25,6 +28,10 @@ class QueueRef(base.QueueRef):
 
 
 class PersistentQueueRef(QueueRef):
+    """A named consumer (``persistent_name``): stopped, it stays in the
+    registry and queues what matches; started again under its name, it
+    gets that queue first."""
+
     __slots__ = ['active', 'queue']
 
     def __init__(self, registry, callback, filter):
@@ -49,7 +56,9 @@ class PersistentQueueRef(QueueRef):
 
 
 class ConsumerRegistry:
-    """Who is consuming what on this master; ``invoke`` is the MQ's."""
+    """Who is consuming what on this master: the MQ's ``startConsuming``
+    adds, the refs remove themselves, the ``Dispatcher`` reads
+    ``consumers``; ``invoke`` is the MQ's (Buildbot's ``invokeQref``)."""
 
     def __init__(self, invoke):
         self.invoke = invoke

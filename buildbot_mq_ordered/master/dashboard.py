@@ -11,7 +11,7 @@ A plain WSGI app, three paths:
   ``POLL_SECONDS`` and draws the table and the plots (lag per master and
   messages per second, over the last minutes it has been open). No script
   from elsewhere: it works on a master without internet access.
-- ``status.json``: the router's ``status`` (``monitor.py``), asked through
+- ``status.json``: the router's ``status`` (its monitor), asked through
   this master's own joined session.
 
 WSGI apps run in a thread of the reactor's pool: the call to the router
@@ -37,6 +37,9 @@ def frame(name):
 
 
 class DashboardApp:
+    """The WSGI app Buildbot's ``wsgi_dashboards`` plugin serves (made by
+    ``buildbot_mq_ordered.dashboard()`` in master.cfg): the frame, the page
+    and the router's status, asked through this master's MQ session."""
 
     def __init__(self, name):
         self.name = name

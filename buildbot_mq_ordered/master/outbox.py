@@ -8,8 +8,14 @@ at ``max_messages`` the oldest is dropped and counted.
 
 from collections import deque
 
+from buildbot_mq_ordered import wire
+
 
 class Outbox:
+    """The produced messages not yet acknowledged, oldest first, each with
+    its producer sequence number and its size. The ``Producer`` owns it
+    (adds, batches, acks); the MQ reads its length (stats, stop)."""
+
     def __init__(self, max_messages=100000):
         self.max_messages = max_messages
         self.next_seq = 1
@@ -32,7 +38,7 @@ class Outbox:
             self.dropped += 1
         self._pending.append(msg)
         if size is None:
-            size = len(data) + sum(len(k.encode('utf-8')) for k in key)
+            size = len(data) + wire.key_size(key)
         self._sizes.append(size)
         return dropped
 

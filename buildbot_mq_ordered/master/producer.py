@@ -1,6 +1,6 @@
 """The producer half of a master: encode, hold until acknowledged, batch.
 
-Pure: the MQ does the submit calls and logs the reports returned here.
+Pure: the ``Submitter`` does the submit calls and logs the reports returned here.
 One submit is in flight at a time, so batches reach the sequencer in
 producer order on the one connection; after a reconnect the outbox is
 resubmitted from its oldest message (the sequencer drops what it had).
@@ -13,6 +13,11 @@ from buildbot_mq_ordered.util.failurerun import FailureRun
 
 
 class Producer:
+    """A master's produced messages until the sequencer acknowledges them:
+    it encodes and checks each (``produce``), holds them in its ``Outbox``,
+    hands out one batch at a time and says what the answer means. The MQ
+    calls ``produce``; the ``Submitter`` sends the batches and reports the
+    answers; both log the reports returned."""
 
     def __init__(self, max_outbox=100000):
         self.outbox = Outbox(max_outbox)

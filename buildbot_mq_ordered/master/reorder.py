@@ -1,6 +1,6 @@
 """The reorder buffer: releases stream entries strictly in position order.
 
-Pure: no reactor, no I/O. The MQ feeds it what arrives (stream events,
+Pure: no reactor, no I/O. The follower feeds it what arrives (stream events,
 replay answers) and asks it which positions are missing; deciding *when* to
 ask the sequencer for a replay, and logging a skip, is the caller's job.
 
@@ -9,6 +9,11 @@ An entry is any sequence whose first element is its stream position (int).
 
 
 class ReorderBuffer:
+    """The entries that arrived ahead of a missing position (at most
+    ``capacity``), the next position to deliver, and the highest one known
+    to exist. Owned by the follower's ``Placement``; the ``StreamFollower``
+    offers entries and asks which positions are missing."""
+
     def __init__(self, capacity=10000, next_pos=None):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")

@@ -1,4 +1,4 @@
-"""A master's report to the router's monitor (``monitor.py``).
+"""A master's report to the router's monitor (``router/monitor/``).
 
 Every ``REPORT_EVERY`` seconds while joined, at once on joining, and a last
 one (state ``stopped``) when the MQ stops, a master publishes a small dict on

@@ -25,8 +25,13 @@ HEARTBEAT = 5.0
 
 
 class StreamReader:
+    """Follows the stream on a joined session for its owner (the MQ, or the
+    ``tail`` command): the I/O shell around a ``StreamFollower``. The owner
+    hands it each joined session (``join``) and each leave, and gives it
+    ``deliver(entries)``, ``later(delay, f)`` and ``move_on()``; ``session``
+    is the joined session once the follower was placed in its stream."""
 
-    def __init__(self, follower, deliver, later, move_on, after=lambda: None):
+    def __init__(self, follower, deliver, later, move_on, after=lambda: None, clock=None):
         self.follower = follower
         self._deliver = deliver
         self._later = later        # later(delay, f): a timer its owner cancels at stop
@@ -35,6 +40,7 @@ class StreamReader:
         # the joined session, once info() placed the follower in its stream
         self.session = None
         self.foreign_events = 0
+        self._clock = clock        # of the heartbeat: the reactor unless a test's
         self._heartbeat = None
 
     @defer.inlineCallbacks
@@ -48,6 +54,8 @@ class StreamReader:
         self.session = session
         self.act(self.follower.on_join(info['stream_id'], info['first_pos'], info['head']))
         self._heartbeat = task.LoopingCall(self._ask_info, session)
+        if self._clock is not None:
+            self._heartbeat.clock = self._clock
         self._heartbeat.start(HEARTBEAT, now=False).addErrback(
             log.err, "ordered-wamp: the heartbeat failed")
         return True

@@ -12,7 +12,7 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from buildbot_mq_ordered.load.processes import free_port
-from buildbot_mq_ordered.master import mq as mqmodule
+from buildbot_mq_ordered.master import linkkeeper
 from tests.support.router import shared_router
 from tests.support.util import Collector
 from tests.support.util import FakeConfig
@@ -30,21 +30,21 @@ class Lifecycle(unittest.TestCase):
         self.router = shared_router()
         # every link a master makes, to check none is left running
         self.links = []
-        real = mqmodule.RouterLink
+        real = linkkeeper.RouterLink
         links = self.links
 
         class RecordedLink(real):
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, **kwargs)
                 links.append(self)
-        self.patch(mqmodule, 'RouterLink', RecordedLink)
+        self.patch(linkkeeper, 'RouterLink', RecordedLink)
 
     def reconfig(self, m, **options):
         return m.reconfigServiceWithBuildbotConfig(
             FakeConfig(mq_config(self.router, **options)))
 
     def idle_lock(self, m):
-        return with_timeout(until(lambda: not m._link_lock.locked), what='the link lock')
+        return with_timeout(until(lambda: not m.links.busy), what='the link lock')
 
     @defer.inlineCallbacks
     def test_reconfig_racing_stop_leaves_no_link(self):

@@ -18,6 +18,7 @@ from buildbot_mq_ordered.load.processes import Router
 from buildbot_mq_ordered.load.processes import free_port
 from buildbot_mq_ordered.master import link as session
 from buildbot_mq_ordered.router.nodeconfig import node_config
+from buildbot_mq_ordered.util.backoff import Backoff
 from tests.support.logevents import LogEvents
 from tests.support.router import router_of_kind
 from tests.support.router import shared_router
@@ -139,7 +140,8 @@ class Waiting(unittest.TestCase):
 
     def test_reminders_at_growing_intervals(self):
         clock = task.Clock()
-        link = session.RouterLink('ws://h:1/ws', 'buildbot', None, None, {}, reactor=clock)
+        link = session.RouterLink('ws://h:1/ws', 'buildbot', None, None, Backoff(1.0, 1.5, 300.0),
+                                  reactor=clock)
         logs = LogEvents(self)
         said = []
         for t in range(0, 700, 5):
@@ -158,8 +160,7 @@ class Waiting(unittest.TestCase):
         port = free_port()
         told = []
         link = session.RouterLink(f'ws://127.0.0.1:{port}/ws', 'buildbot', None, None,
-                                  {'initial_retry_delay': 0.2, 'max_retry_delay': 1,
-                                   'max_retries': -1}, on_shutdown=lambda: told.append(1))
+                                  Backoff(0.2, 1.5, 1.0), on_shutdown=lambda: told.append(1))
         link.start()
         self.assertIsNotNone(link._shutdown_trigger)
         d = link._reactor_stopping()

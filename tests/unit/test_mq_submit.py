@@ -1,19 +1,22 @@
 """OrderedWampMQ's submit and replay paths against a scripted session (unit
-tests: the sequencer's answers are made up here; the contract tests use a
-router)."""
+tests on a Clock: the sequencer's answers are made up here, and the link
+is a stand-in that joins at once; the contract tests use a router)."""
+
+import functools
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
-from twisted.internet import reactor
+from twisted.internet import task
 from twisted.python import log
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.master import config as mqconfig
 from buildbot_mq_ordered.master.mq import OrderedWampMQ
 from buildbot_mq_ordered.wire import BUSY
 from buildbot_mq_ordered.wire import JOURNAL_ERROR
-from tests.support.util import with_timeout
+from tests.support.util import FakeConfig
+
+URL = 'ws://127.0.0.1:1/ws'
 
 
 class ScriptedSession:
@@ -31,6 +34,66 @@ class ScriptedSession:
             return defer.succeed({'stream_id': self.stream_id, 'head': 0, 'first_pos': 1})
         return self.answer(procedure, *args)
 
+    def is_attached(self):
+        return False    # the master's reports are not sent
+
+
+class ScriptedLink:
+    """What the MQ makes instead of a RouterLink: joined to ``session`` as
+    soon as it is started, left when stopped."""
+
+    url = URL
+    joins = attempts = 1
+
+    def __init__(self, session, urls, realm, on_join, on_leave, backoff, **kwargs):
+        self._session = session
+        self._on_join = on_join
+        self._on_leave = on_leave
+        self.session = None
+
+    def start(self):
+        self.session = self._session
+        self._on_join(self.session)
+        return defer.Deferred()     # the keep-alive loop: runs until stopped
+
+    def stop(self):
+        if self.session is not None:
+            self.session = None
+            self._on_leave()
+        return defer.succeed(None)
+
+    def move_on(self):
+        pass
+
+
+def joined_mq(testcase, session, clock=None, **options):
+    """A started MQ on a Clock, joined to session; stopped at cleanup."""
+    clock = clock or task.Clock()
+    mq = OrderedWampMQ(clock=clock, link_class=functools.partial(ScriptedLink, session))
+    mq.reconfigServiceWithBuildbotConfig(FakeConfig(dict(
+        {'type': 'ordered-wamp', 'router_url': URL, 'initial_retry_delay': 0.001},
+        **options)))
+    mq.startService()
+    testcase.addCleanup(stop, mq, clock)
+    testcase.assertIs(mq.session, session)
+    return mq, clock
+
+
+def stop(mq, clock):
+    """Stop the MQ, past its shutdown_timeout if it waits for anything."""
+    d = mq.stopService()
+    clock.pump([1.0] * 30)
+    return d
+
+
+def run(clock, step, until, most=1000):
+    """Advance clock by step until until() (at most most steps)."""
+    for _ in range(most):
+        if until():
+            return
+        clock.advance(step)
+    raise AssertionError(f"not done after {most} steps of {step}s")
+
 
 class SubmitRefusals(ScriptedSession):
     """Answers submit calls with ``refusals`` journal errors, then acks."""
@@ -38,40 +101,17 @@ class SubmitRefusals(ScriptedSession):
     def __init__(self, refusals):
         self.refusals = refusals
         self.calls = 0
-        self.acked = defer.Deferred()
 
     def answer(self, procedure, producer, batch):
         self.calls += 1
         if self.calls <= self.refusals:
             return defer.fail(ApplicationError(
                 JOURNAL_ERROR, "journal write failed: database or disk is full"))
-        # after the master has handled this answer
-        reactor.callLater(0, self.acked.callback, None)
         return defer.succeed([batch[-1][0], self.calls])
-
-
-class Link:
-    """What the MQ reads of its RouterLink: the joined session, its URL."""
-
-    url = 'ws://127.0.0.1:1/ws'
-
-    def __init__(self, session):
-        self.session = session
-
-
-def joined_mq(testcase, session, **options):
-    mq = OrderedWampMQ()
-    testcase.addCleanup(mq._left)   # as the link would: the reader and the reporter stop
-    mq.options = mqconfig.resolve(dict({'router_url': Link.url,
-                                        'initial_retry_delay': 0.001}, **options))
-    mq.link = Link(session)
-    mq._joined(session)
-    return mq
 
 
 class SubmitRefused(unittest.TestCase):
 
-    @defer.inlineCallbacks
     def test_refusals_are_one_error_per_run_then_a_count(self):
         # issue 10: with the journal's disk full, masters logged hundreds of
         # info lines "submit failed ... retrying" and not one error
@@ -79,9 +119,10 @@ class SubmitRefused(unittest.TestCase):
         log.addObserver(lines.append)
         self.addCleanup(log.removeObserver, lines.append)
         session = SubmitRefusals(refusals=150)
-        mq = joined_mq(self, session)
+        mq, clock = joined_mq(self, session)
         mq.produce(('k',), {'x': 1})
-        yield with_timeout(session.acked, 30)
+        run(clock, 0.001, lambda: session.calls > 150)
+        self.assertEqual(session.calls, 151)
         errors = self.flushLoggedErrors(RuntimeError)
         self.assertEqual(len(errors), 2)   # the 1st and the 100th of the run
         first = str(errors[0].value)
@@ -99,13 +140,16 @@ class SubmitRefused(unittest.TestCase):
 class ReplayRefusals(ScriptedSession):
     """Answers replay calls with ``refusals`` busy errors, then the entries."""
 
-    def __init__(self, refusals, entries):
+    def __init__(self, refusals, entries, clock):
         self.refusals = refusals
         self.entries = entries
+        self.clock = clock
         self.calls = 0
+        self.times = []
 
     def answer(self, procedure, first, limit):
         self.calls += 1
+        self.times.append(self.clock.seconds())
         if self.calls <= self.refusals:
             return defer.fail(ApplicationError(BUSY, "too many replays under way"))
         return defer.succeed([self.stream_id, 1, len(self.entries), self.entries])
@@ -113,26 +157,27 @@ class ReplayRefusals(ScriptedSession):
 
 class ReplayRefused(unittest.TestCase):
 
-    @defer.inlineCallbacks
     def test_a_refused_replay_is_retried_with_backoff(self):
         # issue 10: a replay that failed without a disconnect was retried
         # only when the next stream event arrived (there may be none)
         entries = [[pos, pos, ['k'], b'\xc0'] for pos in (1, 2, 3, 4)]
-        session = ReplayRefusals(3, entries)
-        mq = joined_mq(self, session, retry_delay_growth=2.0)
+        clock = task.Clock()
+        session = ReplayRefusals(3, entries, clock)
+        mq, _ = joined_mq(self, session, clock, initial_retry_delay=0.25,
+                          retry_delay_growth=2.0)
         got = []
-        done = defer.Deferred()
 
         def consumer(key, data):
             got.append(mq.delivery)
-            if len(got) == 4:
-                done.callback(None)
         mq.registry.add(consumer, ('k',), None)
         # position 4 arrives, 1..3 were missed
         session.on_stream(session.stream_id, entries[3:],
                           details=SessionDetails(wire.SEQUENCER_ROLE))
-        yield with_timeout(done, 30, 'the replayed positions')
+        run(clock, 0.25, lambda: len(got) == 4)
         self.assertEqual(got, [(1, 1), (2, 2), (3, 3), (4, 4)])
+        # retried after the configured backoff (0.25, 0.5, then 1 s), well
+        # before the heartbeat's info() would find the hole again
+        self.assertEqual(session.times, [0, 0.25, 0.75, 1.75])
         self.assertEqual(session.calls, 4)
         self.assertEqual(mq.stats['skipped'], 0)
 

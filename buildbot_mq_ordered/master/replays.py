@@ -1,0 +1,59 @@
+"""The follower's replays: one in flight, and the run of failed ones.
+Pure: owned by the ``StreamFollower``."""
+
+from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.master.actions import Replay
+from buildbot_mq_ordered.master.actions import Report
+from buildbot_mq_ordered.master.actions import RetryLater
+
+
+class Replays:
+    """The replay in flight (at most one) and how many failed in a row.
+
+    Each replay carries a token: an answer to an older one (asked before a
+    leave, or failed meanwhile) is stale and ``answered`` says so. A failed
+    replay is tried again after ``backoff(failures in a row)`` seconds. The
+    ``StreamFollower`` asks here for the hole it wants filled and hands
+    over the tokens of answers and failures."""
+
+    def __init__(self, backoff):
+        self.backoff = backoff
+        self._asked = None        # (token, first, last) of the replay in flight
+        self._tokens = 0
+        self._failures = 0
+
+    @property
+    def in_flight(self):
+        return self._asked is not None
+
+    def ask(self, first, last):
+        """The Replay action for positions first..last (at most MAX_REPLAY)."""
+        self._tokens += 1
+        self._asked = (self._tokens, first, last)
+        return Replay(self._tokens, first, min(last - first + 1, wire.MAX_REPLAY))
+
+    def answered(self, token):
+        """(first, last) that replay ``token`` asked for if it is the one in
+        flight, which then no longer is; None if it is stale."""
+        if self._asked is None or token != self._asked[0]:
+            return None
+        _, first, last = self._asked
+        self._asked = None
+        return first, last
+
+    def forget(self):
+        """Left, joined again or on a new stream: an answer to the replay
+        in flight would mean nothing now."""
+        self._asked = None
+
+    def succeeded(self):
+        self._failures = 0
+
+    def failed(self, reason):
+        # busy or failing sequencer: try again later, not at the next stream
+        # event (there may be none)
+        self._failures += 1
+        delay = self.backoff(self._failures)
+        return [Report('info', f"ordered-wamp: replay failed ({reason}); "
+                               f"retrying in {delay:.1f}s"),
+                RetryLater(delay)]

@@ -1,0 +1,90 @@
+"""``Submitter``: the I/O of a ``Producer`` on the joined session."""
+
+from autobahn.wamp.exception import ApplicationError
+from twisted.python import log
+
+from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.master.actions import report
+from buildbot_mq_ordered.master.timers import Timers
+
+# errors of a call that say the connection went, not that the sequencer
+# refused (a router without a sequencer is the reader's no_sequencer)
+CONNECTION_ERRORS = (ApplicationError.CANCELED, 'wamp.close.transport_lost')
+
+
+def error_text(error):
+    """What an ApplicationError says, without autobahn's repr around it."""
+    return ' '.join(str(a) for a in error.args) or error.error
+
+
+class Submitter:
+    """Submits what the ``Producer`` holds on the session the
+    ``StreamReader`` joined, one batch in flight: an acknowledgement sends
+    the next batch; a refusal (logged as the Producer says) or a call that
+    lost its connection is tried again after ``retry_delay`` seconds; an
+    answer on a session that left is ignored (the next join resubmits).
+
+    The I/O shell around the pure Producer, as the StreamReader is around
+    the StreamFollower. The MQ owns it: ``produce`` calls ``soon``, a join
+    ``flush``, the stop ``stop``; it is told of each acknowledgement
+    through ``on_acked(last_pos)``, and ``where()`` names the router for
+    what is logged."""
+
+    def __init__(self, producer, producer_id, reader, where, on_acked=lambda last_pos: None,
+                 retry_delay=0.5, clock=None):
+        self.producer = producer
+        self.producer_id = producer_id
+        self.reader = reader      # .session (joined, placed), .no_sequencer(failure)
+        self.where = where
+        self.on_acked = on_acked
+        self.retry_delay = retry_delay
+        self.timers = Timers(clock)
+        self._scheduled = False
+
+    def soon(self):
+        """Flush at the next turn of the reactor: what a burst of produce
+        calls holds goes in one batch."""
+        if not self._scheduled and len(self.producer.outbox):
+            self._scheduled = True
+            self.timers.clock.callLater(0, self.flush)
+
+    def flush(self):
+        """Submit the next batch, unless one is in flight (or nothing waits)."""
+        self._scheduled = False
+        session = self.reader.session
+        if session is None:
+            return
+        batch = self.producer.next_batch()
+        if batch is None:
+            return
+        try:
+            d = session.call(wire.SUBMIT, self.producer_id, batch)
+        except Exception as e:  # encoding: produce's checks should make this unreachable
+            self.producer.not_sent()
+            log.err(e, "ordered-wamp: could not send a batch to the sequencer")
+            return
+        d.addCallbacks(self._acked, self._failed,
+                       callbackArgs=(session,), errbackArgs=(session,))
+
+    def stop(self):
+        self.timers.cancel()
+
+    def _acked(self, result, session):
+        if session is not self.reader.session:
+            return   # an answer on a session that left: the next join resubmits
+        mark, last_pos = result
+        report(self.producer.acked(mark))
+        self.on_acked(last_pos)
+        self.flush()
+
+    def _failed(self, failure, session):
+        if session is not self.reader.session or self.reader.no_sequencer(failure):
+            return   # the next join resubmits
+        delay = self.retry_delay
+        if failure.check(ApplicationError) and failure.value.error not in CONNECTION_ERRORS:
+            report(self.producer.refused(self.where(), failure.value.error,
+                                         error_text(failure.value), delay))
+        else:
+            self.producer.not_sent()
+            log.msg(f"ordered-wamp: submit failed ({failure.getErrorMessage()}); retrying")
+        self.timers.later(delay, self.flush)
