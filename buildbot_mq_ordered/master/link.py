@@ -21,7 +21,6 @@ from txaio.interfaces import log_levels
 
 from buildbot.util import Notifier
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.master.connectpolicy import REFUSED  # noqa: F401  (tests)
 from buildbot_mq_ordered.master.connectpolicy import ConnectPolicy
 from buildbot_mq_ordered.util import nodelay
 

@@ -13,7 +13,7 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.master.link import REFUSED
+from buildbot_mq_ordered.master.connectpolicy import REFUSED
 from buildbot_mq_ordered.router.nodeconfig import auth_config
 from buildbot_mq_ordered.router.nodeconfig import parse_secret_file
 from tests.support.contract import ContractTests
