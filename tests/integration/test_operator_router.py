@@ -28,7 +28,8 @@ START_TIMEOUT = 60
 STOP_TIMEOUT = 30
 
 
-class RouterCommand(unittest.TestCase):
+class RouterCommandCase(unittest.TestCase):
+    """Router commands in sessions of their own, killed at the end."""
     timeout = 180
 
     def setUp(self):
@@ -107,6 +108,11 @@ class RouterCommand(unittest.TestCase):
         self.assertIn('sequencer ready on realm buildbot', log)
         return log
 
+
+class StartAndStop(RouterCommandCase):
+    """One line when ready (the sequencer answers then); "stopped" or one
+    error line with Crossbar's status at the end."""
+
     def test_one_line_when_ready_ctrl_c_stops_everything(self):
         port = free_port()
         cbdir = os.path.join(self.tmp, 'router')
@@ -134,6 +140,34 @@ class RouterCommand(unittest.TestCase):
         os.killpg(proc.pid, signal.SIGINT)
         proc.communicate(timeout=STOP_TIMEOUT)
         self.assertEqual(proc.returncode, 0)
+
+    def test_ready_means_the_sequencer_answers(self):
+        port = free_port()
+        proc = self.start('--port', str(port))
+        self.check_ready(proc, port, os.path.join(self.tmp, 'router'))
+        # at once after the ready line: the router takes a client, its sequencer answers
+        out = subprocess.run([sys.executable, '-m', 'buildbot_mq_ordered.cli', 'status',
+                              '--router', f'ws://127.0.0.1:{port}/ws', '--json'],
+                             capture_output=True, text=True, timeout=START_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertTrue(json.loads(out.stdout)['sequencer'], out.stdout)
+        self.stop_and_check(proc, proc.terminate)
+
+    def test_crossbar_dying_after_ready_is_one_line_with_its_status(self):
+        port = free_port()
+        cbdir = os.path.join(self.tmp, 'router')
+        proc = self.start('--port', str(port))
+        self.check_ready(proc, port, cbdir)
+        controller(proc).kill()
+        out = proc.communicate(timeout=STOP_TIMEOUT)[0].decode()
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(out, "buildbot-mq-ordered router: Crossbar exited unexpectedly "
+                              f"(status -9); its log: {cbdir}/router.log\n")
+
+
+class CannotStart(RouterCommandCase):
+    """One line and status 1, before Crossbar starts or when its sequencer
+    does not."""
 
     def test_port_in_use(self):
         with socket.socket() as s:
@@ -165,6 +199,33 @@ class RouterCommand(unittest.TestCase):
         self.assertEqual(proc.stderr,
                          "--metrics-port must be between 1 and 65535, not 70000\n")
 
+    def test_journal_cannot_be_opened(self):
+        cbdir = os.path.join(self.tmp, 'r')
+        os.makedirs(os.path.join(cbdir, 'sequencer.sqlite'))  # a directory
+        proc, took = self.run_to_end('--port', str(free_port()), cbdir=cbdir)
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertEqual(proc.stdout, '')
+        self.assertEqual(
+            proc.stderr,
+            "buildbot-mq-ordered router: the sequencer did not start (sqlite3."
+            "OperationalError: unable to open database file); its log: "
+            f"{cbdir}/router.log\n")
+
+    def test_not_a_certificate(self):
+        path = os.path.join(self.tmp, 'not.pem')
+        with open(path, 'w') as f:
+            f.write('not a certificate\n')
+        proc, took = self.run_to_end('--port', str(free_port()), '--tls-cert', path,
+                                     '--tls-key', path)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr, f"--tls-cert: {path} holds no PEM certificate\n")
+
+
+class NodeDirectory(RouterCommandCase):
+    """A live router's node directory is refused; one whose node.pid names
+    a router that is gone (a zombie controller, a PID no process has) is
+    taken over with one line."""
+
     def test_node_directory_in_use(self):
         port = free_port()
         cbdir = os.path.join(self.tmp, 'shared')
@@ -181,29 +242,6 @@ class RouterCommand(unittest.TestCase):
         with open(os.path.join(cbdir, 'config.json')) as f:
             self.assertIn(f'"port": {port}', f.read())
         self.stop_and_check(first, first.terminate)
-
-    def test_ready_means_the_sequencer_answers(self):
-        port = free_port()
-        proc = self.start('--port', str(port))
-        self.check_ready(proc, port, os.path.join(self.tmp, 'router'))
-        # at once after the ready line: the router takes a client, its sequencer answers
-        out = subprocess.run([sys.executable, '-m', 'buildbot_mq_ordered.cli', 'status',
-                              '--router', f'ws://127.0.0.1:{port}/ws', '--json'],
-                             capture_output=True, text=True, timeout=START_TIMEOUT)
-        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
-        self.assertTrue(json.loads(out.stdout)['sequencer'], out.stdout)
-        self.stop_and_check(proc, proc.terminate)
-
-    def test_crossbar_dying_after_ready_is_one_line_with_its_status(self):
-        port = free_port()
-        cbdir = os.path.join(self.tmp, 'router')
-        proc = self.start('--port', str(port))
-        self.check_ready(proc, port, cbdir)
-        controller(proc).kill()
-        out = proc.communicate(timeout=STOP_TIMEOUT)[0].decode()
-        self.assertEqual(proc.returncode, 1)
-        self.assertEqual(out, "buildbot-mq-ordered router: Crossbar exited unexpectedly "
-                              f"(status -9); its log: {cbdir}/router.log\n")
 
     @defer.inlineCallbacks
     def test_node_pid_of_a_zombie_controller_is_stale(self):
@@ -246,27 +284,6 @@ class RouterCommand(unittest.TestCase):
             f"buildbot-mq-ordered router: ready at ws://127.0.0.1:{port}/ws"), lines)
         self.assertNotEqual(node_pid(cbdir), pid)
         self.stop_and_check(proc, proc.terminate)
-
-    def test_journal_cannot_be_opened(self):
-        cbdir = os.path.join(self.tmp, 'r')
-        os.makedirs(os.path.join(cbdir, 'sequencer.sqlite'))  # a directory
-        proc, took = self.run_to_end('--port', str(free_port()), cbdir=cbdir)
-        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
-        self.assertEqual(proc.stdout, '')
-        self.assertEqual(
-            proc.stderr,
-            "buildbot-mq-ordered router: the sequencer did not start (sqlite3."
-            "OperationalError: unable to open database file); its log: "
-            f"{cbdir}/router.log\n")
-
-    def test_not_a_certificate(self):
-        path = os.path.join(self.tmp, 'not.pem')
-        with open(path, 'w') as f:
-            f.write('not a certificate\n')
-        proc, took = self.run_to_end('--port', str(free_port()), '--tls-cert', path,
-                                     '--tls-key', path)
-        self.assertEqual(proc.returncode, 1)
-        self.assertEqual(proc.stderr, f"--tls-cert: {path} holds no PEM certificate\n")
 
 
 def controller(proc):

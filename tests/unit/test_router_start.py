@@ -100,21 +100,21 @@ class StartErrors(unittest.TestCase):
                 err=True), Exit(1)])
 
     def test_node_directory_in_use(self):
-        decisions = said(start(recorded('node_dir_in_use.log'), 1))
-        self.assertEqual(len(decisions), 2)
-        self.assertRegex(decisions[0].text,
-                         r"^Crossbar\.io is already running from node directory /\S+ "
-                         r"\(PID \d+\): stop it or use another --cbdir$")
-        self.assertEqual(decisions, [Say(decisions[0].text, err=True), Exit(1)])
+        self.one_error_line('node_dir_in_use.log',
+                            r"^Crossbar\.io is already running from node directory /\S+ "
+                            r"\(PID \d+\): stop it or use another --cbdir$")
 
     def test_a_zombie_in_node_pid_names_the_exception(self):
         # what Crossbar did before the router command cleared a stale node.pid
-        decisions = said(start(recorded('zombie_in_node_pid.log'), 1))
-        self.assertEqual(len(decisions), 2)
-        self.assertRegex(decisions[0].text,
-                         r"^Crossbar stopped before it was ready \(psutil\.ZombieProcess: "
-                         r"PID still exists but it's a zombie \(pid=\d+\)\); its log: L$")
-        self.assertEqual(decisions[1], Exit(1))
+        self.one_error_line('zombie_in_node_pid.log',
+                            r"^Crossbar stopped before it was ready \(psutil\.ZombieProcess: "
+                            r"PID still exists but it's a zombie \(pid=\d+\)\); its log: L$")
+
+    def one_error_line(self, name, pattern):
+        decisions = said(start(recorded(name), 1))
+        self.assertEqual(len(decisions), 2, decisions)
+        self.assertRegex(decisions[0].text, pattern)
+        self.assertEqual(decisions, [Say(decisions[0].text, err=True), Exit(1)])
 
     def test_the_sequencer_did_not_start(self):
         lines = recorded('sequencer_fails.log')
