@@ -4,6 +4,7 @@ port), spawned so that none outlives its parent; stopping process groups,
 their memory, free loopback ports. Load nodes: ``load/nodes.py``."""
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -74,6 +75,34 @@ def tree_rss(pid):
         except psutil.Error:
             pass
     return total
+
+
+def group_exits(pgid):
+    """A pidfd for each process of a process group, opened before it is
+    signalled (a PID may be reused, a pidfd not); [] where there are none."""
+    import psutil
+    if not hasattr(os, 'pidfd_open'):
+        return []
+    fds = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid:
+                fds.append(os.pidfd_open(p.pid))
+        except OSError:
+            pass
+    return fds
+
+
+def wait_exits(fds, timeout):
+    """Until each pidfd's process has exited, bounded. A zombie has: its
+    sockets are closed even if nobody reaps it."""
+    deadline = time.monotonic() + timeout
+    try:
+        for fd in fds:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def free_port():
@@ -174,14 +203,21 @@ class Router:
         return tree_rss(self.proc.pid) if self.running else 0
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stop the router's process group; return once every process of it
+        has exited (bounded): its port and node directory are free then."""
         if self.proc is None:
             return
-        if self.proc.poll() is not None:
-            try:  # Crossbar's workers may outlive the controller
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            return
+        exits = group_exits(self.proc.pid)
+        if self.proc.poll() is None:
+            self._signal(sig, timeout)
+        try:  # whatever is left of the group: Crossbar's workers may outlive it
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait(10)
+        wait_exits(exits, 10)
+
+    def _signal(self, sig, timeout):
         try:
             if sig == signal.SIGKILL:
                 os.killpg(self.proc.pid, sig)
@@ -195,11 +231,6 @@ class Router:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
-        try:  # whatever is left of the group
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait(10)
 
     def kill(self):
         self.stop(signal.SIGKILL)

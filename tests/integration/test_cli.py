@@ -162,7 +162,7 @@ class RouterJournalOption(unittest.TestCase):
     def test_journal_path_is_absolute_and_named_in_the_config(self):
         from argparse import Namespace
 
-        from buildbot_mq_ordered.cli.router import journal_path
+        from buildbot_mq_ordered.router.preflight import journal_path
         here = os.getcwd()
         args = Namespace(journal='sqlite:///rel/j.sqlite', cbdir='cb')
         with self.assertRaises(SystemExit):   # rel/ does not exist here

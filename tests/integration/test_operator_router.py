@@ -1,7 +1,10 @@
 """``buildbot-mq-ordered router`` as an operator runs it: one line when
 ready, one line and status 1 when it cannot start, Crossbar's own output in
-router.log, and nothing left running after Ctrl-C or SIGTERM."""
+router.log, and nothing left running after Ctrl-C or SIGTERM. A node
+directory whose node.pid names a router that is gone (a zombie controller,
+a PID no process has) is taken over with one line; a live one is refused."""
 
+import json
 import os
 import select
 import shutil
@@ -13,16 +16,20 @@ import tempfile
 import time
 
 import psutil
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from buildbot_mq_ordered.load.processes import free_port
+from tests.support.util import until
+from tests.support.util import with_timeout
 
 CLI = [sys.executable, '-m', 'buildbot_mq_ordered.cli', 'router']
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
 
 
-class RouterCommand(unittest.TestCase):
+class RouterCommandCase(unittest.TestCase):
+    """Router commands in sessions of their own, killed at the end."""
     timeout = 180
 
     def setUp(self):
@@ -101,6 +108,11 @@ class RouterCommand(unittest.TestCase):
         self.assertIn('sequencer ready on realm buildbot', log)
         return log
 
+
+class StartAndStop(RouterCommandCase):
+    """One line when ready (the sequencer answers then); "stopped" or one
+    error line with Crossbar's status at the end."""
+
     def test_one_line_when_ready_ctrl_c_stops_everything(self):
         port = free_port()
         cbdir = os.path.join(self.tmp, 'router')
@@ -128,6 +140,34 @@ class RouterCommand(unittest.TestCase):
         os.killpg(proc.pid, signal.SIGINT)
         proc.communicate(timeout=STOP_TIMEOUT)
         self.assertEqual(proc.returncode, 0)
+
+    def test_ready_means_the_sequencer_answers(self):
+        port = free_port()
+        proc = self.start('--port', str(port))
+        self.check_ready(proc, port, os.path.join(self.tmp, 'router'))
+        # at once after the ready line: the router takes a client, its sequencer answers
+        out = subprocess.run([sys.executable, '-m', 'buildbot_mq_ordered.cli', 'status',
+                              '--router', f'ws://127.0.0.1:{port}/ws', '--json'],
+                             capture_output=True, text=True, timeout=START_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertTrue(json.loads(out.stdout)['sequencer'], out.stdout)
+        self.stop_and_check(proc, proc.terminate)
+
+    def test_crossbar_dying_after_ready_is_one_line_with_its_status(self):
+        port = free_port()
+        cbdir = os.path.join(self.tmp, 'router')
+        proc = self.start('--port', str(port))
+        self.check_ready(proc, port, cbdir)
+        controller(proc).kill()
+        out = proc.communicate(timeout=STOP_TIMEOUT)[0].decode()
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(out, "buildbot-mq-ordered router: Crossbar exited unexpectedly "
+                              f"(status -9); its log: {cbdir}/router.log\n")
+
+
+class CannotStart(RouterCommandCase):
+    """One line and status 1, before Crossbar starts or when its sequencer
+    does not."""
 
     def test_port_in_use(self):
         with socket.socket() as s:
@@ -159,23 +199,6 @@ class RouterCommand(unittest.TestCase):
         self.assertEqual(proc.stderr,
                          "--metrics-port must be between 1 and 65535, not 70000\n")
 
-    def test_node_directory_in_use(self):
-        port = free_port()
-        cbdir = os.path.join(self.tmp, 'shared')
-        first = self.start('--port', str(port), cbdir=cbdir)
-        self.read_until(first, 'ready at')
-        proc, took = self.run_to_end('--port', str(free_port()), cbdir=cbdir)
-        self.assertEqual(proc.returncode, 1)
-        self.assertEqual(proc.stdout, '')
-        self.assertRegex(proc.stderr,
-                         r"^buildbot-mq-ordered router: a router is already running from "
-                         rf"node directory {cbdir} \(PID \d+\): stop it or use another "
-                         r"--cbdir\n$")
-        # the running router's configuration was left alone
-        with open(os.path.join(cbdir, 'config.json')) as f:
-            self.assertIn(f'"port": {port}', f.read())
-        self.stop_and_check(first, first.terminate)
-
     def test_journal_cannot_be_opened(self):
         cbdir = os.path.join(self.tmp, 'r')
         os.makedirs(os.path.join(cbdir, 'sequencer.sqlite'))  # a directory
@@ -196,6 +219,89 @@ class RouterCommand(unittest.TestCase):
                                      '--tls-key', path)
         self.assertEqual(proc.returncode, 1)
         self.assertEqual(proc.stderr, f"--tls-cert: {path} holds no PEM certificate\n")
+
+
+class NodeDirectory(RouterCommandCase):
+    """A live router's node directory is refused; one whose node.pid names
+    a router that is gone (a zombie controller, a PID no process has) is
+    taken over with one line."""
+
+    def test_node_directory_in_use(self):
+        port = free_port()
+        cbdir = os.path.join(self.tmp, 'shared')
+        first = self.start('--port', str(port), cbdir=cbdir)
+        self.read_until(first, 'ready at')
+        proc, took = self.run_to_end('--port', str(free_port()), cbdir=cbdir)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stdout, '')
+        self.assertRegex(proc.stderr,
+                         r"^buildbot-mq-ordered router: a router is already running from "
+                         rf"node directory {cbdir} \(PID \d+\): stop it or use another "
+                         r"--cbdir\n$")
+        # the running router's configuration was left alone
+        with open(os.path.join(cbdir, 'config.json')) as f:
+            self.assertIn(f'"port": {port}', f.read())
+        self.stop_and_check(first, first.terminate)
+
+    @defer.inlineCallbacks
+    def test_node_pid_of_a_zombie_controller_is_stale(self):
+        # the first router's controller killed while the command that would
+        # reap it is stopped: node.pid names a zombie (Crossbar's own check
+        # raised psutil.ZombieProcess on it and exited)
+        cbdir = os.path.join(self.tmp, 'router')
+        first = self.start('--port', str(free_port()), cbdir=cbdir)
+        self.read_until(first, 'ready at')
+        ctl = controller(first)
+        tree = [ctl] + ctl.children(recursive=True)
+        os.kill(first.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, first.pid, signal.SIGCONT)
+        for p in tree:
+            p.kill()
+        yield with_timeout(until(lambda: all(_dead(p) for p in tree)), 30,
+                           "the first router's Crossbar dead")
+        self.assertEqual(ctl.status(), psutil.STATUS_ZOMBIE)
+        self.assertEqual(node_pid(cbdir), ctl.pid)
+        self.check_takes_over(cbdir, ctl.pid)
+
+    def test_node_pid_of_a_process_that_is_gone_is_stale(self):
+        cbdir = os.path.join(self.tmp, 'router')
+        os.makedirs(cbdir)
+        gone = subprocess.Popen(['true'])
+        gone.wait()
+        with open(os.path.join(cbdir, 'node.pid'), 'w') as f:
+            json.dump({'pid': gone.pid}, f)
+        self.check_takes_over(cbdir, gone.pid)
+
+    def check_takes_over(self, cbdir, pid):
+        port = free_port()
+        proc = self.start('--port', str(port), cbdir=cbdir)
+        lines = self.read_until(proc, 'ready at')
+        self.assertEqual(len(lines), 2, lines)
+        self.assertEqual(lines[0], f"buildbot-mq-ordered router: node directory {cbdir} "
+                                   f"holds node.pid of a router that is gone (PID {pid}); "
+                                   "starting")
+        self.assertTrue(lines[1].startswith(
+            f"buildbot-mq-ordered router: ready at ws://127.0.0.1:{port}/ws"), lines)
+        self.assertNotEqual(node_pid(cbdir), pid)
+        self.stop_and_check(proc, proc.terminate)
+
+
+def controller(proc):
+    """The Crossbar controller a router command started."""
+    [child] = psutil.Process(proc.pid).children()
+    return child
+
+
+def node_pid(cbdir):
+    with open(os.path.join(cbdir, 'node.pid')) as f:
+        return json.load(f)['pid']
+
+
+def _dead(process):
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _pgid(pid):
