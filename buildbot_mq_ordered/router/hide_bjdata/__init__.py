@@ -1,4 +1,4 @@
-"""A directory put first on the router's PYTHONPATH (see cli/router.py): its
+"""A directory put first on the router's PYTHONPATH (see router/launcher.py): its
 ``bjdata`` module stands in for the installed one, so that autobahn, in
 Crossbar's worker processes, leaves out its optional UBJSON codec.
 
