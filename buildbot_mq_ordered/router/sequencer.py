@@ -70,10 +70,10 @@ class Sequencer(ApplicationSession):
             retention_messages=extra.get('retention_messages', 1000000),
             retention_seconds=extra.get('retention_seconds', 7 * 86400),
             fsync=extra.get('fsync', False), background_checkpoint=True)
+        self.use_journal(journal, extra.get('key_cache_size', 10000))
         self._checkpoints = Checkpoints(journal, self.log)
         self._checkpoints.start()
         self.bind_producers = extra.get('bind_producers', False)
-        self.use_journal(journal, extra.get('key_cache_size', 10000))
         # on this router only, leading or not: the monitor's /healthz asks it
         yield self.register(self.role, wire.ROLE)
         yield self.leadership.start()

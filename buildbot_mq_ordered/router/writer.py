@@ -25,7 +25,9 @@ from buildbot_mq_ordered.util.onethread import OneThread
 class JournalWriter:
     """How the journal's writes run: owns the writer thread and the hold of
     a group to the end of the reactor turn; what to write and when is its
-    ``GroupCommit``'s. ``Sequencing`` makes it and writes through it."""
+    ``GroupCommit``'s. ``Sequencing`` makes it and writes through it;
+    ``Leadership`` has it read the journal again (``reload``) or fail what
+    is queued (``fail``)."""
 
     def __init__(self, journal, owner, run=None):
         """``owner``: ``GroupCommit``'s. ``run(f, *args)``: runs every job
