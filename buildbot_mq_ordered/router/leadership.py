@@ -14,6 +14,10 @@ MARGIN = 0.5
 
 
 class Lease:
+    """Owns the term this router leads (or None) and until when its lease
+    counts; ``LeaseKeeper`` tells it what the database answered and asks
+    whether it ran out."""
+
     def __init__(self, seconds=LEASE_SECONDS, margin=MARGIN):
         self.seconds = seconds
         self.margin = margin

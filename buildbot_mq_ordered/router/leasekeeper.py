@@ -12,16 +12,20 @@ import uuid
 
 from twisted.internet import defer
 from twisted.internet import task
-from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
 
 from buildbot_mq_ordered.router.journal import lease as lease_sql
 from buildbot_mq_ordered.router.leadership import RENEW_EVERY
 from buildbot_mq_ordered.router.leadership import Lease
 from buildbot_mq_ordered.util.failurerun import FailureRun
+from buildbot_mq_ordered.util.onethread import OneThread
 
 
 class LeaseKeeper:
+    """Owns this router's lease on a shared journal: its holder id, the
+    lease's state (``Lease``), the tries and renewals (a thread and a
+    connection of their own). ``Leadership`` makes and starts it, and is
+    its owner: told ``lead(term)`` and ``step_down(term, reason)``."""
+
     def __init__(self, journal, owner, log, clock=None):
         from twisted.internet import reactor
         self.journal = journal
@@ -31,7 +35,7 @@ class LeaseKeeper:
         self.lease = Lease()
         self.holder = str(uuid.uuid4())
         self._conn = journal.new_connection()
-        self._pool = ThreadPool(1, 1, name='journal-lease')
+        self._thread = OneThread('journal-lease')
         self._loop = task.LoopingCall(self._tick)
         self._loop.clock = self.clock
         self._asking = False
@@ -39,12 +43,10 @@ class LeaseKeeper:
         self.other_leads_at = None   # when a try found another router's lease running
 
     def start(self):
-        self._pool.start()
         self._loop.start(RENEW_EVERY, now=True)
 
     def _run(self, f, *args):
-        from twisted.internet import reactor
-        return deferToThreadPool(reactor, self._pool, lambda: f(self._conn.get(), *args))
+        return self._thread.run(lambda: f(self._conn.get(), *args))
 
     def _tick(self):
         now = self.clock.seconds()
@@ -122,7 +124,7 @@ class LeaseKeeper:
         if self._loop.running:
             self._loop.stop()
         term = self.lease.lost()
-        self._pool.stop()     # waits for a request under way
+        self._thread.stop()     # waits for a request under way
         if term is not None:
             try:
                 lease_sql.release(self._conn.get(), term)

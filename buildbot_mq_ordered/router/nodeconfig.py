@@ -6,7 +6,7 @@ router component. Roles:
 - ``master``: may call submit and replay and subscribe to the stream;
   may not publish or register anything, so a master cannot forge stream
   events or stand in for the sequencer.
-- ``monitor``: the second router component (monitor.py): reads the masters'
+- ``monitor``: the second router component (monitor/component.py): reads the masters'
   reports (which masters may publish, and nothing else), the stream and
   ``info``; registers ``status`` (which masters may call).
 - ``sequencer``: the router component; the only one that may register the
@@ -55,7 +55,7 @@ def roles(open_realm=False):
         _permission(wire.REPORT, 'exact', _allow(publish=True)),
         _permission(wire.STATUS, 'exact', _allow(call=True)),
     ]
-    # the monitor (monitor.py) reads reports, the stream and info; answers status
+    # the monitor (monitor/component.py) reads reports, the stream and info; answers status
     monitor = [_permission('', 'prefix', everything)] if open_realm else [
         _permission(wire.REPORT, 'exact', _allow(subscribe=True)),
         _permission(wire.STREAM, 'exact', _allow(subscribe=True)),
@@ -159,7 +159,8 @@ def node_config(port, host='127.0.0.1', realm='buildbot', cbdir='.',
 
 
 def monitor_component(realm, metrics_port=None, metrics_host='127.0.0.1'):
-    """The monitor (monitor.py) beside the sequencer: status, /metrics, /healthz."""
+    """The monitor (monitor/component.py) beside the sequencer: status, /metrics,
+    /healthz."""
     return {'type': 'class', 'classname': 'buildbot_mq_ordered.router.monitor.component.Monitor',
             'realm': realm, 'role': wire.MONITOR_ROLE,
             'extra': {'metrics_port': metrics_port, 'metrics_host': metrics_host}}

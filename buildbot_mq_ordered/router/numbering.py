@@ -9,8 +9,14 @@ again much later still gets the next number, never 1 again.
 
 from collections import OrderedDict
 
+from buildbot_mq_ordered import wire
+
 
 class Numbering:
+    """Owns the next position, the recently used keys' counters and every
+    producer's mark. ``Sequencing`` makes one from the journal (again after
+    every reload) and numbers each submitted batch with ``assign``."""
+
     def __init__(self, last_pos=0, producer_marks=None, lookup_seq=None,
                  key_cache_size=10000, key_cache_bytes=4 * 1024 * 1024):
         self.last_pos = last_pos
@@ -79,5 +85,5 @@ class Numbering:
 
 
 def key_bytes(key):
-    """What a cached key costs, roughly: its elements' characters."""
-    return sum(len(k) for k in key) + 8 * len(key)
+    """What a cached key costs, roughly: its bytes and some per element."""
+    return wire.key_size(key) + 8 * len(key)

@@ -17,16 +17,16 @@ class SteppingDown(unittest.TestCase):
         from buildbot_mq_ordered.router.journal import lease
         from buildbot_mq_ordered.router.journal import open_journal
         from tests.support.pgutil import fresh_database
-        s = make_sequencer(open_journal(fresh_database(self)))
+        s = make_sequencer(open_journal(fresh_database(self)), log=RecordingLog(said := []))
         self.addCleanup(s.journal.close)
-        s.log = RecordingLog(said := [])
         s.journal.fenced = True
         db = s.journal.new_connection()
         self.addCleanup(db.close)
-        s.term = s.journal.term = lease.acquire(db.get(), 'me', 60)
+        leadership = s.leadership
+        leadership.term = s.journal.term = lease.acquire(db.get(), 'me', 60)
         self.assertEqual(self.successResultOf(s.submit('p', [[1, ['a'], b'1']])), [1, 1])
-        self.assertEqual(s.info()['term'], s.term)
-        s.step_down(s.term, "its lease was not renewed in time")
+        self.assertEqual(s.info()['term'], leadership.term)
+        leadership.step_down(leadership.term, "its lease was not renewed in time")
         self.assertEqual([level for level, _, _ in said], ['warn'])
         for call, args in ((s.submit, ('p', [[2, ['a'], b'2']])), (s.replay, (1,)),
                            (s.info, ())):

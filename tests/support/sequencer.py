@@ -16,12 +16,13 @@ class RecordingLog:
         return lambda text, **kw: self.said.append((level, text, kw))
 
 
-def make_sequencer(journal=None):
+def make_sequencer(journal=None, log=None):
     s = seqmod.Sequencer(ComponentConfig('buildbot', {}))
-    s.journal = journal or Journal(':memory:')
+    if log is not None:
+        s.log = log
     # the writer's jobs in place: each submit's answer is there at once
-    s._setup(key_cache_size=100, run=defer.maybeDeferred)
-    s.leading, s.term = True, 1
+    s.use_journal(journal or Journal(':memory:'), key_cache_size=100, run=defer.maybeDeferred)
+    s.leadership.leading, s.leadership.term = True, 1
     s.published = []
 
     def publish(topic, stream_id, entries):

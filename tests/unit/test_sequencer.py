@@ -4,6 +4,7 @@ publish is recorded instead of sent)."""
 import sqlite3
 
 from autobahn.wamp.exception import ApplicationError
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
@@ -69,9 +70,8 @@ class Submit(unittest.TestCase):
     def test_journal_failures_are_one_error_per_run(self):
         # issue 10: a full disk made the sequencer log a line per refused
         # submit; now the first of a run, every 100th, and the recovery
-        s = make_sequencer()
         said = []
-        s.log = RecordingLog(said)
+        s = make_sequencer(log=RecordingLog(said))
         real_append = s.journal.append_batches
 
         def full(*args):
@@ -132,8 +132,7 @@ class Submit(unittest.TestCase):
     def test_a_failed_prune_holds_no_batch_back(self):
         # issue 10: a prune that raised after the commit made the batch look
         # failed: committed, never published, its resubmission dropped
-        s = make_sequencer()
-        s.log = RecordingLog(said := [])
+        s = make_sequencer(log=RecordingLog(said := []))
         s.journal._appends_since_prune = journal_module.PRUNE_EVERY - 1
 
         def broken():
@@ -151,7 +150,7 @@ class Submit(unittest.TestCase):
         clock[0] += 200
         for i in range(1, journal_module.PRUNE_EVERY):
             s.submit('new', [[i, ['a'], b'1']])
-        self.assertEqual(set(s.numbering.producer_marks), {'new'})
+        self.assertEqual(set(s.sequencing.numbering.producer_marks), {'new'})
 
     def test_replay(self):
         s = make_sequencer()
@@ -177,3 +176,35 @@ class Submit(unittest.TestCase):
         self.assertEqual(self.ack(s2, 'p', [[2, ['b'], b'2'], [3, ['a'], b'3']]), [3, 3])
         self.assertEqual(list(s2.published[0][1][0][:2]), [3, 2])
         s2.journal.close()
+
+
+class Serving(unittest.TestCase):
+    """The procedures, registered while the leadership says so."""
+
+    def test_procedures_are_registered_and_dropped(self):
+        s = make_sequencer()
+        registered = []
+
+        class Registration:
+            def __init__(self, uri):
+                self.uri = uri
+
+            def unregister(self):
+                registered.remove(self.uri)
+                return defer.succeed(None)
+
+        def register(procedure, uri, options=None):
+            registered.append(uri)
+            return defer.succeed(Registration(uri))
+        s.register = register
+        self.assertTrue(self.successResultOf(s.serve(lambda: True)))
+        self.assertEqual(registered, [wire.SUBMIT, wire.REPLAY, wire.INFO])
+        s.unserve()
+        self.assertEqual(registered, [])
+        # the lead lost while registering: what registers after goes at once,
+        # what registered before with unserve (step_down calls it)
+        leads = iter([True, False])
+        self.assertFalse(self.successResultOf(s.serve(lambda: next(leads))))
+        self.assertEqual(registered, [wire.SUBMIT])
+        s.unserve()
+        self.assertEqual(registered, [])

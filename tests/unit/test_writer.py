@@ -60,9 +60,8 @@ class SequencerOnJournal(unittest.TestCase):
 
     def setUp(self):
         s = seqmod.Sequencer(ComponentConfig('buildbot', {}))
-        s.journal = Journal(self.mktemp(), fsync=self.fsync)
-        s._setup(key_cache_size=100)
-        s.leading = True
+        s.use_journal(Journal(self.mktemp(), fsync=self.fsync), key_cache_size=100)
+        s.leadership.leading = True
         s.published = []
         s.publish = lambda topic, stream_id, entries: s.published.append(
             [e[0] for e in entries])
@@ -71,8 +70,7 @@ class SequencerOnJournal(unittest.TestCase):
         self.addCleanup(self.stop)
 
     def stop(self):
-        self.s.writer.stop()
-        self.s._reader.stop()
+        self.s.sequencing.stop()
         self.s.journal.close()
 
 
@@ -153,7 +151,7 @@ class WriterThread(SequencerOnJournal):
 
     def wait_idle(self):
         # the writer offers no event for idleness: the tests' bounded check
-        return with_timeout(until(lambda: self.s.writer.idle), HOLD_TIMEOUT,
+        return with_timeout(until(lambda: self.s.sequencing.writer.idle), HOLD_TIMEOUT,
                             "the writer to become idle")
 
 
@@ -186,7 +184,7 @@ class CommitsInPlace(SequencerOnJournal):
             loads.append(threading.current_thread())
             return real_load()
         self.s.journal.load = load
-        yield self.s.writer.reload()
+        yield self.s.sequencing.writer.reload()
         self.assertEqual(len(loads), 1)
         self.assertIsNot(loads[0], threading.main_thread())
 

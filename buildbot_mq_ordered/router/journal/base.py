@@ -1,45 +1,38 @@
 """What every journal backend does the same way: the tables' meaning,
-appending numbered batches, retention, lookups, replay reads.
+appending numbered batches, lookups, replay reads; and retention
+(retention.py).
 
 Every batch is written in one transaction *before* the submitter is
 acknowledged, so a router killed with SIGKILL and started again continues
 the same positions and per-key numbers and can replay what it acknowledged.
-
-Retention keeps the newest ``retention_messages`` entries and none older
-than ``retention_seconds``. Per-key counters last as long as the history:
-a key unused since the oldest entry kept is dropped (it would start again at
-1), so the table stays bounded however many keys there are (Buildbot's embed
-ids: about 57 new keys per build). Producer marks last ``retention_seconds``
-after their last use (a row per master start).
 
 Every journal has a stream id, a UUID made with it: a master tells a new
 stream (a lost journal) by it. Entries' data is stored as masters encoded
 it (msgpack bytes).
 
 A backend (sqlite.py, postgres.py) brings the connections, the layout and
-its version, transactions and the fencing check; the SQL here is written
-with ``?`` placeholders and runs unchanged on both.
+its version, transactions and the fencing check; the SQL here and in
+retention.py is written with ``?`` placeholders and runs unchanged on both.
 """
 
 import json
 import time
 
-# prune once per this many appends: retention is a bound, not an exact size
-PRUNE_EVERY = 200
+from buildbot_mq_ordered.router.journal.retention import Retention
 
-_encode_key = json.JSONEncoder(ensure_ascii=False, separators=(',', ':')).encode
-
-
-def key_text(key):
-    return _encode_key(key)
+# a key as the tables hold it
+key_text = json.JSONEncoder(ensure_ascii=False, separators=(',', ':')).encode
 
 
 class JournalVersionError(RuntimeError):
     """The journal was written by a newer version."""
 
 
-class BaseJournal:
-    """One journal; a backend subclass provides:
+class BaseJournal(Retention):
+    """One journal: its head, oldest position and stream id, appends,
+    lookups and reads, and retention (``Retention``). The journal writer
+    loads, appends and prunes; the sequencing looks keys up; the replay
+    reader reads. A backend subclass provides:
 
     - ``_db``: the writer's connection (appends, prunes, loads);
     - ``_lookup_db``: a connection for ``last_seq`` on the caller's thread
@@ -58,10 +51,8 @@ class BaseJournal:
 
     def __init__(self, retention_messages=1000000, retention_seconds=7 * 86400,
                  clock=time.time):
-        self.retention_messages = retention_messages
-        self.retention_seconds = retention_seconds
+        super().__init__(retention_messages, retention_seconds)
         self._clock = clock
-        self._appends_since_prune = 0
 
     def _x(self, db, sql, args=()):
         return db.execute(self._sql(sql), args)
@@ -109,7 +100,7 @@ class BaseJournal:
             for pos, seq, key, data in entries:
                 text = texts.get(key)
                 if text is None:
-                    text = texts[key] = _encode_key(key)
+                    text = texts[key] = key_text(key)
                 rows.append((pos, seq, text, data, now))
             marks[producer] = mark
         # the last number of each key is its new counter
@@ -129,48 +120,7 @@ class BaseJournal:
         if self.first_pos > self.last_pos:
             self.first_pos = first
         self.last_pos = last
-        self._appends_since_prune += len(batches)
-
-    @property
-    def prune_due(self):
-        """True once every PRUNE_EVERY appends: the caller prunes then, after
-        it published the batch (a failed prune must not hold a batch back)."""
-        return self._appends_since_prune >= PRUNE_EVERY
-
-    def take_prune_due(self):
-        """``prune_due``, and no longer due: one prune per due, even failed."""
-        due = self.prune_due
-        if due:
-            self._appends_since_prune = 0
-        return due
-
-    def prune(self):
-        """Apply retention; returns the number of entries removed."""
-        self._appends_since_prune = 0
-        now = self._clock()
-        db = self._db
-        n = 0
-        with self._transaction(db):
-            self._fence(db)
-            cutoff = self.last_pos - self.retention_messages + 1
-            row = self._x(db, "SELECT pos FROM entries WHERE ts >= ? ORDER BY pos LIMIT 1",
-                          (now - self.retention_seconds,)).fetchone()
-            cutoff = max(cutoff, row[0] if row else self.last_pos + 1)
-            if cutoff > self.first_pos:
-                n = self._x(db, "DELETE FROM entries WHERE pos < ?", (cutoff,)).rowcount
-            # a counter lives as long as the history: a key none of whose
-            # messages is left, unused since the oldest one kept, goes
-            # (entries are appended in time order: the first one kept is the
-            # oldest, found by its position, not by scanning them all)
-            row = self._x(db, "SELECT ts FROM entries WHERE pos >= ? ORDER BY pos LIMIT 1",
-                          (max(cutoff, self.first_pos),)).fetchone()
-            oldest = row[0] if row else None
-            self._x(db, "DELETE FROM keyseq WHERE ts < ?",
-                    (now - self.retention_seconds if oldest is None else oldest,))
-            # marks by age only: few rows, and they keep resubmissions out
-            self._x(db, "DELETE FROM producers WHERE ts < ?", (now - self.retention_seconds,))
-        self.first_pos = max(self.first_pos, cutoff)
-        return n
+        self._appended(len(batches))
 
     def counts(self):
         """Rows of each table (for figures and tests)."""

@@ -71,6 +71,13 @@ class _Connection:
 
 
 class PostgresJournal(BaseJournal):
+    """The PostgreSQL backend: owns the writer's and the lookups'
+    connections, the layout (made once, under a lock, versioned) and the
+    fencing check by the lease's term. The sequencer opens it
+    (``open_journal``); ``Leadership`` fences it and sets ``term`` while
+    this router leads; the lease keeper takes connections of its own
+    (``new_connection``)."""
+
     def __init__(self, url, retention_messages=1000000,
                  retention_seconds=7 * 86400, clock=None, **ignored):
         kw = {'clock': clock} if clock else {}

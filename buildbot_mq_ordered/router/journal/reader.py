@@ -3,27 +3,24 @@ so a large replay never holds up the reactor nor waits for a commit."""
 
 from twisted.internet import defer
 
+from buildbot_mq_ordered.util.onethread import OneThread
+
 
 class JournalReader:
-    """Reads a journal (any backend) off the reactor. A journal without a
+    """Reads a journal (any backend) off the reactor, for the sequencing's
+    replays; owns the reader thread and its connection. A journal without a
     second connection (SQLite ``:memory:``) is read in place."""
 
     def __init__(self, journal):
         self.journal = journal
-        self._pool = None      # started at the first read
+        self._thread = OneThread('journal-reader')
         self._db = None
 
     def read(self, from_pos, limit, max_bytes=None):
         """A Deferred of Journal.read's answer."""
         if self.journal.path == ':memory:':
             return defer.maybeDeferred(self.journal.read, from_pos, limit, max_bytes)
-        from twisted.internet import reactor
-        from twisted.internet.threads import deferToThreadPool
-        if self._pool is None:
-            from twisted.python.threadpool import ThreadPool
-            self._pool = ThreadPool(1, 1, name='journal-reader')
-            self._pool.start()
-        return deferToThreadPool(reactor, self._pool, self._read, from_pos, limit, max_bytes)
+        return self._thread.run(self._read, from_pos, limit, max_bytes)
 
     def _read(self, from_pos, limit, max_bytes):
         if self._db is None:   # in the reader thread; again after a failure
@@ -43,7 +40,5 @@ class JournalReader:
             self._db = None
 
     def stop(self):
-        if self._pool is not None:
-            self._pool.stop()     # waits for a read under way
-            self._pool = None
+        self._thread.stop()     # waits for a read under way
         self._close()

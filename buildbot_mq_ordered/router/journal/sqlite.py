@@ -42,6 +42,11 @@ CREATE INDEX IF NOT EXISTS producers_ts ON producers (ts);
 
 
 class Journal(BaseJournal):
+    """The SQLite backend: owns the file's three connections and its layout
+    (made, converted from 0.1.0, or refused if newer). The sequencer opens
+    it (``open_journal``); SQLite's journal is never shared, so its router
+    always leads."""
+
     def __init__(self, path, retention_messages=1000000,
                  retention_seconds=7 * 86400, fsync=False, clock=None,
                  background_checkpoint=False):

@@ -1,6 +1,6 @@
 """What the router's monitor knows of the cluster, and what it concludes.
 
-Pure: no reactor, no session. ``monitor.py`` feeds it the sequencer's
+Pure: no reactor, no session. The monitor (component.py) feeds it the sequencer's
 ``info`` answers (or their failure), the masters' reports and the stream's
 events, each with the time it arrived; ``status(now)`` is the one dict that
 the ``status`` procedure returns, and ``problems`` / ``router_problem``
@@ -33,6 +33,9 @@ def _well_formed(report):
 
 
 class ClusterView:
+    """Owns what the monitor last heard: the sequencer's info or role, each
+    master's last report, the stream's recent events. ``Monitor`` feeds it
+    and reads ``status(now)``."""
 
     def __init__(self, stale_after=STALE_AFTER, forget_after=FORGET_AFTER,
                  window=RATE_WINDOW):

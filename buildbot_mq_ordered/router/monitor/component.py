@@ -1,6 +1,6 @@
 """The monitor: a router component beside the sequencer that sees the cluster.
 
-It subscribes to the masters' reports (``masterreport.py``) and to the
+It subscribes to the masters' reports (``master/report.py``) and to the
 stream (messages per second), asks the sequencer's ``info`` every
 ``INFO_EVERY`` seconds, and registers ``status``: one dict of all of it,
 which the ``status`` command, the dashboard and ``/metrics`` read. What it
@@ -28,6 +28,10 @@ INFO_TIMEOUT = 5.0
 
 
 class Monitor(ApplicationSession):
+    """The monitor's WAMP side; Crossbar makes it (nodeconfig's monitor
+    component). Owns its subscriptions, the ``info`` poll, the ``status``
+    procedure and, with a metrics port, the HTTP side (``MetricsWeb``); what
+    it concludes is its ``ClusterView``'s."""
 
     def __init__(self, config=None, reactor=None):
         super().__init__(config)
@@ -68,7 +72,7 @@ class Monitor(ApplicationSession):
         self.view.on_report(args[0] if len(args) == 1 else None, self.now())
 
     def on_stream(self, *args, details=None, **kwargs):
-        # only the sequencer's events count, as for masters (streamreader.py)
+        # only the sequencer's events count, as for masters (master/streamreader.py)
         if details is None or details.publisher_authrole != wire.SEQUENCER_ROLE or \
                 len(args) != 2:
             return

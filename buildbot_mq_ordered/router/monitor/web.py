@@ -9,6 +9,9 @@ from buildbot_mq_ordered.router.monitor import metrics
 
 
 class Healthz(resource.Resource):
+    """``/healthz``: 200 or 503 and one line, from ``health()`` (the
+    monitor's verdict on this router); ``MetricsWeb`` mounts it."""
+
     isLeaf = True
 
     def __init__(self, health):
@@ -24,7 +27,9 @@ class Healthz(resource.Resource):
 
 
 class MetricsWeb:
-    """Listens on host:port while the monitor is joined."""
+    """Owns the listening port of ``/metrics`` and ``/healthz`` and the
+    status collector in the metrics registry, while the monitor is joined;
+    the monitor makes it and stops it."""
 
     def __init__(self, monitor, host, port, reactor):
         from prometheus_client.twisted import MetricsResource
