@@ -8,7 +8,9 @@ resubmitted from its oldest message (the sequencer drops what it had).
 
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.master.actions import Report
+from buildbot_mq_ordered.master.actions import RetryLater
 from buildbot_mq_ordered.master.outbox import Outbox
+from buildbot_mq_ordered.util.backoff import Backoff
 from buildbot_mq_ordered.util.failurerun import FailureRun
 
 
@@ -17,10 +19,12 @@ class Producer:
     it encodes and checks each (``produce``), holds them in its ``Outbox``,
     hands out one batch at a time and says what the answer means. The MQ
     calls ``produce``; the ``Submitter`` sends the batches and reports the
-    answers; both log the reports returned."""
+    answers; both log the reports returned. ``backoff(refusals in a row)``:
+    seconds before a refused submit is tried again."""
 
-    def __init__(self, max_outbox=100000):
+    def __init__(self, max_outbox=100000, backoff=Backoff(0.5, 1.5, 10.0)):
         self.outbox = Outbox(max_outbox)
+        self.backoff = backoff
         self.produced = 0
         self.rejected = 0
         self.batches = 0
@@ -65,16 +69,20 @@ class Producer:
                                    f"(after {failures} refused)")]
         return []
 
-    def refused(self, where, error, reason, retry_delay):
+    def refused(self, where, error, reason):
         """The sequencer said no (its journal cannot be written, ...): the
-        cluster stands still, which an operator must see, once per run."""
+        cluster stands still, which an operator must see, once per run; the
+        submit is tried again after the backoff."""
         self.in_flight = False
-        if not self.refusals.failed():
-            return []
+        report = self.refusals.failed()
+        delay = self.backoff(self.refusals.count)
+        if not report:
+            return [RetryLater(delay)]
         return [Report('error', (
             f"ordered-wamp: the sequencer at {where} refused a submit ({error}: "
-            f"{reason}); {len(self.outbox)} messages wait in the outbox, nothing is "
-            f"lost; retrying every {retry_delay}s ({self.refusals.count} refused in a row)"))]
+            f"{reason}); {len(self.outbox)} messages wait in the outbox, "
+            f"nothing is lost; retrying with backoff (next in {delay:.3g}s, "
+            f"{self.refusals.count} refused in a row)")), RetryLater(delay)]
 
     def not_sent(self):
         """The submit in flight ended without an answer (connection lost)."""

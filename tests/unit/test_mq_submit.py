@@ -119,7 +119,8 @@ class SubmitRefused(unittest.TestCase):
         log.addObserver(lines.append)
         self.addCleanup(log.removeObserver, lines.append)
         session = SubmitRefusals(refusals=150)
-        mq, clock = joined_mq(self, session)
+        # a backoff that does not grow: 150 refusals in 150 ms
+        mq, clock = joined_mq(self, session, max_retry_delay=0.001, retry_delay_jitter=0)
         mq.produce(('k',), {'x': 1})
         run(clock, 0.001, lambda: session.calls > 150)
         self.assertEqual(session.calls, 151)
