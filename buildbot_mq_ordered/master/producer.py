@@ -40,7 +40,8 @@ class Producer:
             key, raw, size = wire.encode_message(routing_key, data, max_message_size)
         except Exception as e:  # produce never raises for the caller
             self.rejected += 1
-            return [Report('error', f"ordered-wamp: dropped message {routing_key!r}: {e}",
+            return [Report('error', f"ordered-wamp: dropped message "
+                                    f"{wire.shown(repr(routing_key))}: {wire.shown(str(e))}",
                            wire.MessageRejected)]
         self.produced += 1
         if self.outbox.add(key, raw, size) is None:
@@ -80,7 +81,7 @@ class Producer:
             return [RetryLater(delay)]
         return [Report('error', (
             f"ordered-wamp: the sequencer at {where} refused a submit ({error}: "
-            f"{reason}); {len(self.outbox)} messages wait in the outbox, "
+            f"{wire.shown(reason)}); {len(self.outbox)} messages wait in the outbox, "
             f"nothing is lost; retrying with backoff (next in {delay:.3g}s, "
             f"{self.refusals.count} refused in a row)")), RetryLater(delay)]
 

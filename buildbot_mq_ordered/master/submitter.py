@@ -100,7 +100,8 @@ class Submitter:
                     self._back_off(a.delay)
         else:
             self.producer.not_sent()
-            log.msg(f"ordered-wamp: submit failed ({failure.getErrorMessage()}); retrying")
+            log.msg(f"ordered-wamp: submit failed ({wire.shown(failure.getErrorMessage())}); "
+                    "retrying")
             self.timers.later(self.producer.backoff.initial, self.flush)
 
     def _back_off(self, delay):
