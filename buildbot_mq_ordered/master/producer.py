@@ -30,6 +30,10 @@ class Producer:
         self.batches = 0
         self.in_flight = False
         self.refusals = FailureRun()   # submits the sequencer said no to, in a row
+        # the highest producer_seq ever submitted: no true acknowledgement
+        # goes beyond it
+        self.sent = 0
+        self._forged = False           # in a run of acknowledgements beyond it
 
     @property
     def idle(self):
@@ -59,16 +63,35 @@ class Producer:
             return None
         self.in_flight = True
         self.batches += 1
-        return self.outbox.batch(wire.MAX_BATCH, wire.MAX_BATCH_BYTES)
+        batch = self.outbox.batch(wire.MAX_BATCH, wire.MAX_BATCH_BYTES)
+        self.sent = max(self.sent, batch[-1][0])
+        return batch
 
-    def acked(self, mark):
+    def acked(self, mark, producer_id):
+        """The sequencer has sequenced producer_id's messages up to mark:
+        they leave the outbox, but never one that was not sent."""
         self.in_flight = False
-        self.outbox.ack(mark)
+        out = self._forged_mark(mark, producer_id)
+        self.outbox.ack(min(mark, self.sent))
         failures = self.refusals.succeeded()
         if failures:
-            return [Report('info', f"ordered-wamp: the sequencer accepts submits again "
-                                   f"(after {failures} refused)")]
-        return []
+            out.append(Report('info', f"ordered-wamp: the sequencer accepts submits again "
+                                      f"(after {failures} refused)"))
+        return out
+
+    def _forged_mark(self, mark, producer_id):
+        """A mark beyond what this master sent is another client's, submitting
+        under this master's producer id: an error, once per run of them."""
+        forged, self._forged = self._forged, mark > self.sent
+        if not self._forged or forged:
+            return []
+        return [Report('error', (
+            f"ordered-wamp: the sequencer acknowledged producer id {producer_id} up to "
+            f"producer sequence number {mark}, but this master sent only up to "
+            f"{self.sent}: another client submits under this master's producer id, "
+            f"and the sequencer drops this master's messages numbered up to {mark} "
+            "as duplicates (lost). A router with --secret-file binds producer ids to "
+            "the caller's authid"))]
 
     def refused(self, where, error, reason):
         """The sequencer said no (its journal cannot be written, ...): the

@@ -84,7 +84,7 @@ class Submitter:
             return   # an answer on a session that left: the next join resubmits
         mark, last_pos = result
         self._stop_backing_off()
-        report(self.producer.acked(mark))
+        report(self.producer.acked(mark, self.producer_id))
         self.on_acked(last_pos)
         self.flush()
 
