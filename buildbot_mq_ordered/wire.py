@@ -69,6 +69,21 @@ MAX_PRODUCER_ID = 128
 NAIVE_DATETIME = 1
 
 
+# characters of a key, data or error text that a log line shows
+SHOWN = 200
+
+
+def shown(value, limit=SHOWN):
+    """Text for a log line: ``value`` (a str as it is, anything else its
+    repr), cut to ``limit`` characters with a marker saying how long it
+    was. A routing key, data or an error that quotes them can be megabytes;
+    one log line must not be."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [cut: {len(text)} characters in all]"
+
+
 class MessageRejected(ValueError):
     """A produced message that cannot be sent; the reason says why."""
 

@@ -15,9 +15,9 @@ DEFAULTS = {
     'router_url': None,
     'realm': 'buildbot',
     'wamp_debug_level': 'error',
-    # backoff, seconds: between connection attempts (RouterLink, with
-    # jitter) and between failed replays (exact); a refused submit is
-    # retried every initial_retry_delay
+    # backoff, seconds: between connection attempts (RouterLink) and
+    # between refused submits (Producer), with jitter, and between failed
+    # replays (exact)
     'initial_retry_delay': 0.5,
     'max_retry_delay': 10.0,
     'retry_delay_growth': 1.5,
@@ -192,8 +192,9 @@ def connection_changed(old, new):
     return any(old[k] != new[k] for k in CONNECTION_KEYS)
 
 
-def reconnect_backoff(options):
-    """Delays between connection attempts (spread by the jitter)."""
+def retry_backoff(options):
+    """Delays between connection attempts, and between refused submits
+    (spread by the jitter: masters cut off together come back apart)."""
     return Backoff(options['initial_retry_delay'], options['retry_delay_growth'],
                    options['max_retry_delay'], options['retry_delay_jitter'])
 

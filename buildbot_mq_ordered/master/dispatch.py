@@ -32,7 +32,7 @@ class Dispatcher:
                         data = wire.decode_data(raw)
                     except (ValueError, TypeError) as e:
                         log.msg(f"ordered-wamp: ignored stream position {pos}: "
-                                f"undecodable data ({e})")
+                                f"undecodable data ({wire.shown(str(e))})")
                         break
                     decoded = True
                 self.delivery = (pos, seq)

@@ -68,7 +68,7 @@ class LinkKeeper:
         on_join, on_leave, on_shutdown = self._callbacks
         self.link = self._link_class(
             opts['router_url'], opts['realm'], on_join, on_leave,
-            mqconfig.reconnect_backoff(opts), authentication=authentication,
+            mqconfig.retry_backoff(opts), authentication=authentication,
             ca_file=opts['ca_file'], authid=opts['authid'], on_shutdown=on_shutdown,
             reactor=self._clock)
         self.link.start().addErrback(log.err, "ordered-wamp: router link failed")

@@ -96,7 +96,7 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self.producer.outbox.max_messages = opts['max_outbox']
         self.follower.capacity = opts['reorder_buffer_size']
         self.follower.replays.backoff = mqconfig.replay_backoff(opts)
-        self.submitter.retry_delay = opts['initial_retry_delay']
+        self.producer.backoff = mqconfig.retry_backoff(opts)
         if old is not None and self.running and mqconfig.connection_changed(old, opts):
             log.msg("ordered-wamp: router connection settings changed; reconnecting")
             self.links.restart().addErrback(

@@ -1,6 +1,7 @@
 """Where a master stands in the sequencer's stream, and what the
 sequencer's ``info()`` means for it. Pure: owned by the ``StreamFollower``."""
 
+from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.master.actions import Report
 from buildbot_mq_ordered.master.actions import delivering
 from buildbot_mq_ordered.master.reorder import ReorderBuffer
@@ -76,9 +77,9 @@ class Placement:
         done = buf.next_pos - 1
         missed = max(buf.highest_seen, done) - done
         report = Report('error', (
-            f"ordered-wamp: the sequencer now serves stream {stream_id}, not stream "
-            f"{self.stream_id} that this master followed up to position {done} "
-            f"(its journal was lost or replaced): {missed} known positions of the "
+            f"ordered-wamp: the sequencer now serves stream {wire.shown(stream_id)}, not "
+            f"stream {wire.shown(self.stream_id)} that this master followed up to "
+            f"position {done} (its journal was lost or replaced): {missed} known positions of the "
             "old stream after that can no longer be delivered; delivering the new "
             f"stream from its position {first_pos}"))
         self.stream_changes += 1
@@ -92,8 +93,8 @@ class Placement:
     def _shorter(self, head):
         buf = self.buffer
         report = Report('error', (
-            f"ordered-wamp: stream {self.stream_id} ends at position {head}, before "
-            f"position {buf.next_pos - 1} this master already delivered; "
+            f"ordered-wamp: stream {wire.shown(self.stream_id)} ends at position {head}, "
+            f"before position {buf.next_pos - 1} this master already delivered; "
             "continuing after its end"))
         self.buffer = ReorderBuffer(buf.capacity, next_pos=head + 1)
         # acknowledged positions beyond the end were lost with it

@@ -8,7 +8,9 @@ resubmitted from its oldest message (the sequencer drops what it had).
 
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.master.actions import Report
+from buildbot_mq_ordered.master.actions import RetryLater
 from buildbot_mq_ordered.master.outbox import Outbox
+from buildbot_mq_ordered.util.backoff import Backoff
 from buildbot_mq_ordered.util.failurerun import FailureRun
 
 
@@ -17,15 +19,21 @@ class Producer:
     it encodes and checks each (``produce``), holds them in its ``Outbox``,
     hands out one batch at a time and says what the answer means. The MQ
     calls ``produce``; the ``Submitter`` sends the batches and reports the
-    answers; both log the reports returned."""
+    answers; both log the reports returned. ``backoff(refusals in a row)``:
+    seconds before a refused submit is tried again."""
 
-    def __init__(self, max_outbox=100000):
+    def __init__(self, max_outbox=100000, backoff=Backoff(0.5, 1.5, 10.0)):
         self.outbox = Outbox(max_outbox)
+        self.backoff = backoff
         self.produced = 0
         self.rejected = 0
         self.batches = 0
         self.in_flight = False
         self.refusals = FailureRun()   # submits the sequencer said no to, in a row
+        # the highest producer_seq ever submitted: no true acknowledgement
+        # goes beyond it
+        self.sent = 0
+        self._forged = False           # in a run of acknowledgements beyond it
 
     @property
     def idle(self):
@@ -36,7 +44,8 @@ class Producer:
             key, raw, size = wire.encode_message(routing_key, data, max_message_size)
         except Exception as e:  # produce never raises for the caller
             self.rejected += 1
-            return [Report('error', f"ordered-wamp: dropped message {routing_key!r}: {e}",
+            return [Report('error', f"ordered-wamp: dropped message "
+                                    f"{wire.shown(repr(routing_key))}: {wire.shown(str(e))}",
                            wire.MessageRejected)]
         self.produced += 1
         if self.outbox.add(key, raw, size) is None:
@@ -54,27 +63,50 @@ class Producer:
             return None
         self.in_flight = True
         self.batches += 1
-        return self.outbox.batch(wire.MAX_BATCH, wire.MAX_BATCH_BYTES)
+        batch = self.outbox.batch(wire.MAX_BATCH, wire.MAX_BATCH_BYTES)
+        self.sent = max(self.sent, batch[-1][0])
+        return batch
 
-    def acked(self, mark):
+    def acked(self, mark, producer_id):
+        """The sequencer has sequenced producer_id's messages up to mark:
+        they leave the outbox, but never one that was not sent."""
         self.in_flight = False
-        self.outbox.ack(mark)
+        out = self._forged_mark(mark, producer_id)
+        self.outbox.ack(min(mark, self.sent))
         failures = self.refusals.succeeded()
         if failures:
-            return [Report('info', f"ordered-wamp: the sequencer accepts submits again "
-                                   f"(after {failures} refused)")]
-        return []
+            out.append(Report('info', f"ordered-wamp: the sequencer accepts submits again "
+                                      f"(after {failures} refused)"))
+        return out
 
-    def refused(self, where, error, reason, retry_delay):
-        """The sequencer said no (its journal cannot be written, ...): the
-        cluster stands still, which an operator must see, once per run."""
-        self.in_flight = False
-        if not self.refusals.failed():
+    def _forged_mark(self, mark, producer_id):
+        """A mark beyond what this master sent is another client's, submitting
+        under this master's producer id: an error, once per run of them."""
+        forged, self._forged = self._forged, mark > self.sent
+        if not self._forged or forged:
             return []
         return [Report('error', (
+            f"ordered-wamp: the sequencer acknowledged producer id {producer_id} up to "
+            f"producer sequence number {mark}, but this master sent only up to "
+            f"{self.sent}: another client submits under this master's producer id, "
+            f"and the sequencer drops this master's messages numbered up to {mark} "
+            "as duplicates (lost). A router with --secret-file binds producer ids to "
+            "the caller's authid"))]
+
+    def refused(self, where, error, reason):
+        """The sequencer said no (its journal cannot be written, ...): the
+        cluster stands still, which an operator must see, once per run; the
+        submit is tried again after the backoff."""
+        self.in_flight = False
+        report = self.refusals.failed()
+        delay = self.backoff(self.refusals.count)
+        if not report:
+            return [RetryLater(delay)]
+        return [Report('error', (
             f"ordered-wamp: the sequencer at {where} refused a submit ({error}: "
-            f"{reason}); {len(self.outbox)} messages wait in the outbox, nothing is "
-            f"lost; retrying every {retry_delay}s ({self.refusals.count} refused in a row)"))]
+            f"{wire.shown(reason)}); {len(self.outbox)} messages wait in the outbox, "
+            f"nothing is lost; retrying with backoff (next in {delay:.3g}s, "
+            f"{self.refusals.count} refused in a row)")), RetryLater(delay)]
 
     def not_sent(self):
         """The submit in flight ended without an answer (connection lost)."""

@@ -54,6 +54,6 @@ class Replays:
         # event (there may be none)
         self._failures += 1
         delay = self.backoff(self._failures)
-        return [Report('info', f"ordered-wamp: replay failed ({reason}); "
+        return [Report('info', f"ordered-wamp: replay failed ({wire.shown(reason)}); "
                                f"retrying in {delay:.1f}s"),
                 RetryLater(delay)]

@@ -116,6 +116,6 @@ class StreamReader:
 
         def failed(f):
             if session is self.session and not self.no_sequencer(f):
-                log.msg(f"ordered-wamp: info failed ({f.getErrorMessage()})")
+                log.msg(f"ordered-wamp: info failed ({wire.shown(f.getErrorMessage())})")
         session.call(wire.INFO).addCallbacks(answered, failed).addErrback(
             log.err, "ordered-wamp: handling an info answer failed")

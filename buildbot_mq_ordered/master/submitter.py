@@ -4,6 +4,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.python import log
 
 from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.master.actions import RetryLater
 from buildbot_mq_ordered.master.actions import report
 from buildbot_mq_ordered.master.timers import Timers
 
@@ -20,9 +21,11 @@ def error_text(error):
 class Submitter:
     """Submits what the ``Producer`` holds on the session the
     ``StreamReader`` joined, one batch in flight: an acknowledgement sends
-    the next batch; a refusal (logged as the Producer says) or a call that
-    lost its connection is tried again after ``retry_delay`` seconds; an
-    answer on a session that left is ignored (the next join resubmits).
+    the next batch; a refusal (logged as the Producer says) is tried again
+    after the Producer's backoff, and nothing produced meanwhile is sent
+    before; a call that lost its connection is tried again after the
+    backoff's first delay; an answer on a session that left is ignored (the
+    next join resubmits).
 
     The I/O shell around the pure Producer, as the StreamReader is around
     the StreamFollower. The MQ owns it: ``produce`` calls ``soon``, a join
@@ -31,25 +34,31 @@ class Submitter:
     what is logged."""
 
     def __init__(self, producer, producer_id, reader, where, on_acked=lambda last_pos: None,
-                 retry_delay=0.5, clock=None):
+                 clock=None):
         self.producer = producer
         self.producer_id = producer_id
         self.reader = reader      # .session (joined, placed), .no_sequencer(failure)
         self.where = where
         self.on_acked = on_acked
-        self.retry_delay = retry_delay
         self.timers = Timers(clock)
         self._scheduled = False
+        self._backing_off = None  # the retry of a refused submit, until it is due
 
     def soon(self):
         """Flush at the next turn of the reactor: what a burst of produce
-        calls holds goes in one batch."""
+        calls holds goes in one batch. Not while a refused submit waits."""
         if not self._scheduled and len(self.producer.outbox):
             self._scheduled = True
-            self.timers.clock.callLater(0, self.flush)
+            self.timers.clock.callLater(0, self._turn)
+
+    def _turn(self):
+        self._scheduled = False
+        if self._backing_off is None:
+            self.flush()
 
     def flush(self):
-        """Submit the next batch, unless one is in flight (or nothing waits)."""
+        """Submit the next batch, unless one is in flight (or nothing waits).
+        A join calls it at once, backing off or not: a new session."""
         self._scheduled = False
         session = self.reader.session
         if session is None:
@@ -68,23 +77,42 @@ class Submitter:
 
     def stop(self):
         self.timers.cancel()
+        self._backing_off = None
 
     def _acked(self, result, session):
         if session is not self.reader.session:
             return   # an answer on a session that left: the next join resubmits
         mark, last_pos = result
-        report(self.producer.acked(mark))
+        self._stop_backing_off()
+        report(self.producer.acked(mark, self.producer_id))
         self.on_acked(last_pos)
         self.flush()
 
     def _failed(self, failure, session):
         if session is not self.reader.session or self.reader.no_sequencer(failure):
             return   # the next join resubmits
-        delay = self.retry_delay
         if failure.check(ApplicationError) and failure.value.error not in CONNECTION_ERRORS:
-            report(self.producer.refused(self.where(), failure.value.error,
-                                         error_text(failure.value), delay))
+            actions = self.producer.refused(self.where(), failure.value.error,
+                                            error_text(failure.value))
+            report(actions)
+            for a in actions:
+                if isinstance(a, RetryLater):
+                    self._back_off(a.delay)
         else:
             self.producer.not_sent()
-            log.msg(f"ordered-wamp: submit failed ({failure.getErrorMessage()}); retrying")
-        self.timers.later(delay, self.flush)
+            log.msg(f"ordered-wamp: submit failed ({wire.shown(failure.getErrorMessage())}); "
+                    "retrying")
+            self.timers.later(self.producer.backoff.initial, self.flush)
+
+    def _back_off(self, delay):
+        self._stop_backing_off()
+        self._backing_off = self.timers.later(delay, self._backed_off)
+
+    def _backed_off(self):
+        self._backing_off = None
+        self.flush()
+
+    def _stop_backing_off(self):
+        if self._backing_off is not None:
+            self.timers.cancel_one(self._backing_off)
+            self._backing_off = None

@@ -12,8 +12,9 @@ class Backoff:
     off together do not all come back at once; 0 (the default) keeps delays
     exact.
 
-    Used by the master's ``RouterLink`` between connection attempts (with
-    jitter), and by its ``StreamFollower`` between failed replays."""
+    Used by the master's ``RouterLink`` between connection attempts and by
+    its ``Producer`` between refused submits (both with jitter), and by its
+    ``StreamFollower`` between failed replays."""
 
     def __init__(self, initial, growth, maximum, jitter=0.0, rng=random):
         self.initial = initial

@@ -119,7 +119,8 @@ class SubmitRefused(unittest.TestCase):
         log.addObserver(lines.append)
         self.addCleanup(log.removeObserver, lines.append)
         session = SubmitRefusals(refusals=150)
-        mq, clock = joined_mq(self, session)
+        # a backoff that does not grow: 150 refusals in 150 ms
+        mq, clock = joined_mq(self, session, max_retry_delay=0.001, retry_delay_jitter=0)
         mq.produce(('k',), {'x': 1})
         run(clock, 0.001, lambda: session.calls > 150)
         self.assertEqual(session.calls, 151)
@@ -135,6 +136,58 @@ class SubmitRefused(unittest.TestCase):
         self.assertIn("ordered-wamp: the sequencer accepts submits again (after 150 refused)",
                       said)
         self.assertFalse(any('submit failed' in s for s in said), said)
+
+
+class HeldSubmits(ScriptedSession):
+    """Holds each submit's answer until the test gives it."""
+
+    def __init__(self):
+        self.submits = []      # (producer id, producer_seqs, Deferred)
+
+    def answer(self, procedure, producer, batch):
+        d = defer.Deferred()
+        self.submits.append((producer, [m[0] for m in batch], d))
+        return d
+
+    def ack(self, mark):
+        self.submits[-1][2].callback([mark, None])
+
+
+class ForgedAck(unittest.TestCase):
+    """Issue 21: on an open router another client submitted under a
+    master's producer id with producer_seq 2**62; the master's next submit
+    was acknowledged with that mark and its outbox dropped messages it had
+    never sent, silently."""
+
+    def test_a_mark_beyond_what_was_sent_is_an_error_and_drops_nothing_unsent(self):
+        session = HeldSubmits()
+        mq, clock = joined_mq(self, session)
+        mq.produce(('k',), 1)
+        clock.advance(0)
+        session.ack(1)
+        mq.produce(('k',), 2)
+        clock.advance(0)
+        mq.produce(('k',), 3)                 # produced while 2 is in flight
+        mq.produce(('k',), 4)
+        self.assertEqual([s[1] for s in session.submits], [[1], [2]])
+        session.ack(2 ** 62)                  # the forger's mark
+        (error,) = self.flushLoggedErrors(RuntimeError)
+        for part in (f"producer id {mq.producer_id} up to producer sequence number "
+                     f"{2 ** 62}", "this master sent only up to 2", "--secret-file"):
+            self.assertIn(part, str(error.value))
+        # 3 and 4 were never sent: kept, and sent now
+        self.assertEqual(session.submits[-1][:2], (mq.producer_id, [3, 4]))
+        self.assertEqual(len(mq.outbox), 2)
+        session.ack(2 ** 62)                  # the same run: not said again
+        self.assertEqual(self.flushLoggedErrors(RuntimeError), [])
+        self.assertEqual(len(mq.outbox), 0)
+        mq.produce(('k',), 5)
+        clock.advance(0)
+        session.ack(5)                        # a true mark ends the run
+        mq.produce(('k',), 6)
+        clock.advance(0)
+        session.ack(2 ** 62)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
 class ReplayRefusals(ScriptedSession):

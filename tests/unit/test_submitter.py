@@ -10,6 +10,7 @@ from twisted.trial import unittest
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.master.producer import Producer
 from buildbot_mq_ordered.master.submitter import Submitter
+from buildbot_mq_ordered.util.backoff import Backoff
 
 BIG = 2 ** 20
 
@@ -41,16 +42,17 @@ class Reader:
         return False
 
 
-class Submitting(unittest.TestCase):
+class SubmitterCase(unittest.TestCase):
+    """A Submitter on a Clock, its session answered by each test."""
 
     def setUp(self):
         self.clock = task.Clock()
-        self.producer = Producer()
+        self.producer = Producer(backoff=Backoff(2.0, 1.5, 10.0))
         self.session = Session()
         self.reader = Reader(self.session)
         self.acked = []
         self.submitter = Submitter(self.producer, 'p1', self.reader, lambda: 'ws://r/ws',
-                                   self.acked.append, retry_delay=2.0, clock=self.clock)
+                                   self.acked.append, clock=self.clock)
         self.lines = []
         log.addObserver(self.lines.append)
         self.addCleanup(log.removeObserver, self.lines.append)
@@ -62,6 +64,9 @@ class Submitting(unittest.TestCase):
 
     def said(self):
         return [' '.join(e['message']) for e in self.lines if e.get('message')]
+
+
+class Submitting(SubmitterCase):
 
     def test_a_burst_is_one_batch_and_one_batch_is_in_flight(self):
         self.produce(3)
@@ -103,7 +108,8 @@ class Submitting(unittest.TestCase):
         (error,) = self.flushLoggedErrors(RuntimeError)
         self.assertIn("the sequencer at ws://r/ws refused a submit "
                       f"({wire.JOURNAL_ERROR}: disk full)", str(error.value))
-        self.assertIn("retrying every 2.0s", str(error.value))
+        self.assertIn("retrying with backoff (next in 2s, 1 refused in a row)",
+                      str(error.value))
         self.clock.advance(2.0)
         self.assertEqual(len(self.session.calls), 2)
 
@@ -126,3 +132,95 @@ class Submitting(unittest.TestCase):
         self.produce(1)
         self.clock.advance(0)
         self.assertEqual(self.session.calls, [])
+
+
+class Pace(unittest.TestCase):
+    """Issue 21: with the journal's disk full for 10 s, each master was
+    refused 757-780 times although it said "retrying every 0.5s": every
+    produce flushed at the next turn, past the retry's delay."""
+
+    def test_refusals_keep_the_backoffs_pace_however_much_is_produced(self):
+        clock = task.Clock()
+        full_until = 10.0
+        attempts = []
+
+        class DiskFull:
+            """Refuses submits for 10 s, then acks; each answer after 5 ms."""
+
+            def call(self, procedure, producer_id, batch):
+                attempts.append(clock.seconds())
+                d = defer.Deferred()
+                if clock.seconds() < full_until:
+                    answer = (d.errback, ApplicationError(wire.JOURNAL_ERROR, 'disk full'))
+                else:
+                    answer = (d.callback, [batch[-1][0], batch[-1][0]])
+                clock.callLater(0.005, *answer)
+                return d
+
+        producer = Producer(backoff=Backoff(0.5, 1.5, 10.0))   # the config's defaults
+        submitter = Submitter(producer, 'p1', Reader(DiskFull()), lambda: 'ws://r/ws',
+                              clock=clock)
+        for _ in range(10000):                         # 1,000 a second for 10 s
+            producer.produce(('k',), {}, BIG)
+            submitter.soon()
+            clock.advance(0.001)
+        # refused at 0, then after 0.5, 0.75, 1.125, 1.69 and 2.53 s (and
+        # each answer's 5 ms): 6 attempts; the 7th, 3.8 s later, is after 10 s
+        refused = [t for t in attempts if t < full_until]
+        self.assertEqual(len(refused), 6, refused)
+        self.assertEqual(len(attempts), 6)
+        errors = self.flushLoggedErrors(RuntimeError)
+        self.assertEqual(len(errors), 1)
+        self.assertIn("retrying with backoff (next in 0.5s, 1 refused in a row)",
+                      str(errors[0].value))
+        # room again: the next attempt is acknowledged, and each ack sends
+        # the next batch at once until the outbox is empty
+        clock.advance(3.8)
+        self.assertEqual(len(attempts), 7)
+        for _ in range(5):
+            clock.advance(0.005)
+        self.assertEqual(len(producer.outbox), 0)
+        self.assertEqual(len(attempts), 6 + 10000 // wire.MAX_BATCH)
+        self.assertEqual(producer.refusals.count, 0)
+
+
+class BackingOff(SubmitterCase):
+    """A refused submit waits out its backoff; a join does not."""
+
+    def refuse(self, n):
+        self.session.calls[n][1].errback(ApplicationError(wire.JOURNAL_ERROR, 'disk full'))
+
+    def test_the_delay_grows_with_the_refusals_in_a_row(self):
+        self.produce(1)
+        self.clock.advance(0)
+        for n, delay in enumerate([2.0, 3.0, 4.5, 6.75, 10.0, 10.0]):
+            self.refuse(n)
+            self.produce(10)
+            self.clock.advance(delay - 0.01)
+            self.assertEqual(len(self.session.calls), n + 1)
+            self.clock.advance(0.01)
+            self.assertEqual(len(self.session.calls), n + 2)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.session.calls[-1][1].callback([61, 9])
+        self.assertEqual(len(self.producer.outbox), 0)
+
+    def test_a_join_submits_at_once_and_its_ack_ends_the_wait(self):
+        self.produce(1)
+        self.clock.advance(0)
+        self.refuse(0)
+        self.flushLoggedErrors(RuntimeError)
+        self.session = self.reader.session = Session()   # left and joined again
+        self.submitter.flush()
+        self.assertEqual([b for b, _ in self.session.calls], [[1]])
+        self.session.calls[0][1].callback([1, 1])
+        self.produce(1)
+        self.clock.advance(0)                             # not the old 2 s
+        self.assertEqual([b for b, _ in self.session.calls], [[1], [2]])
+
+    def test_stop_cancels_the_wait(self):
+        self.produce(1)
+        self.clock.advance(0)
+        self.refuse(0)
+        self.flushLoggedErrors(RuntimeError)
+        self.submitter.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
