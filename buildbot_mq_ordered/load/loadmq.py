@@ -48,6 +48,8 @@ def _stock_wamp(a, parent, on_lost):
     from buildbot.wamp.connector import WampConnector
 
     class Master(service.MasterService):
+        """The stand-in Buildbot master the stock MQ and its connector need."""
+
         masterid = zlib.crc32(a.name.encode())  # the connector publishes with it
 
         def stopService(self):

@@ -120,6 +120,10 @@ def port_open(port):
 
 
 class Router:
+    """The project's own ``buildbot-mq-ordered router`` as a child process on a
+    free loopback port: started (and waited for), stopped, killed, its logs
+    read. The demo, the bench and the integration tests use it."""
+
     def __init__(self, realm='buildbot', extra_args=(), port=None, cbdir=None):
         self.realm = realm
         self.extra_args = list(extra_args)

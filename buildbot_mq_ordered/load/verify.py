@@ -109,6 +109,10 @@ class MasterVerdict:
 
 
 class RunVerdict:
+    """What ``check_records``/``check_summaries`` concluded of one run: a
+    ``MasterVerdict`` per master, and whether all masters agree. The demo,
+    the bench and the tests read it."""
+
     def __init__(self, produced):
         self.produced = produced
         self.masters = []

@@ -3,6 +3,10 @@ count instead of a line per failure. Pure: the caller logs."""
 
 
 class FailureRun:
+    """Counts one kind of failure in a row; says which ones are worth a line.
+    The producer (refused submits), the sequencer (journal writes) and the
+    lease keeper (an unreachable database) each keep one."""
+
     def __init__(self, every=100):
         self.count = 0
         self.every = every
