@@ -75,7 +75,7 @@ def start_suite(mq, source, workdir, router=None, tests=()):
         args += ['--router-url', router.url, '--realm', router.realm]
     args += list(tests)
     log = open(os.path.join(workdir, 'trial.log'), 'w')
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=here,
                             start_new_session=True)
     proc.log = log

@@ -31,7 +31,7 @@ from twisted.trial import unittest
 from buildbot_mq_ordered.load.processes import free_port
 from tests.support.router import Router
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE_CFG = os.path.join(ROOT, 'master.cfg.example')
 BIN = os.path.dirname(sys.executable)
 BUILDBOT = os.path.join(BIN, 'buildbot')

@@ -81,7 +81,7 @@ class MastersFollowTheLeader(RouterSet, unittest.TestCase):
         self.assertGreater(failover, 0)
 
 
-class StandbyHealth(unittest.TestCase):
+class StandbyHealth(RouterSet, unittest.TestCase):
     """``/healthz`` of a standby router: 200 while it sees a live leader
     (its sequencer's ``role``), and the standby answers no ``info``."""
     timeout = 120
