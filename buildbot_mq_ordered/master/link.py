@@ -30,6 +30,15 @@ log = Logger(namespace='ordered-wamp')
 STOP_TIMEOUT = 15
 
 
+# A router that stops answering (a frozen host, a dead link that nothing
+# reports) is left after at most PING_EVERY + PING_TIMEOUT seconds, so that a
+# standby that took over meanwhile gets this master within its lease (3 s)
+# plus a few seconds. A master whose own reactor is blocked longer than
+# PING_TIMEOUT may leave a healthy router: it reconnects, nothing is lost.
+PING_EVERY = 1
+PING_TIMEOUT = 3
+
+
 def transport_config(url, serializers, ca_file=None):
     parsed = urlparse(url)
     secure = parsed.scheme == 'wss'
@@ -49,7 +58,7 @@ def transport_config(url, serializers, ca_file=None):
     # one attempt per Component: the retries are RouterLink's
     return {'type': 'websocket', 'url': url, 'endpoint': endpoint,
             'serializers': serializers, 'max_retries': 0,
-            'options': {'autoPingInterval': 10, 'autoPingTimeout': 5,
+            'options': {'autoPingInterval': PING_EVERY, 'autoPingTimeout': PING_TIMEOUT,
                         'openHandshakeTimeout': 10, 'closeHandshakeTimeout': 2}}
 
 
