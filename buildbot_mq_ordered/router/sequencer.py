@@ -83,17 +83,20 @@ class Sequencer(ApplicationSession):
         gc.collect()
         gc.freeze()
 
-    def use_journal(self, journal, key_cache_size, run=None):
+    def use_journal(self, journal, key_cache_size, run=None, clock=None):
         """The sequencing and the leadership on journal (``run``: how the
-        writer runs its jobs; unit tests run them in place)."""
+        writer runs its jobs, unit tests run them in place; ``clock``: its
+        clock)."""
         self.journal = journal
         self.sequencing = Sequencing(
             journal, lambda: self.leadership.leading, self._publish, self.log,
-            key_cache_size=key_cache_size, run=run)
-        self.leadership = Leadership(journal, self.sequencing.writer, self, self.log,
+            key_cache_size=key_cache_size, run=run, clock=clock)
+        self.leadership = Leadership(journal, self.sequencing, self, self.log,
                                      self.config.realm)
 
     def onLeave(self, details):
+        # what is under way ends later, on the reactor: the sequencing
+        # publishes none of it and answers it with an error (``_answer``)
         for part in (self.leadership, self._checkpoints, self.sequencing):
             if part is not None:
                 part.stop()
@@ -128,6 +131,8 @@ class Sequencer(ApplicationSession):
     # the sequencing's publisher
 
     def _publish(self, entries):
+        if self.journal is None:
+            return    # left (the sequencing publishes nothing once stopped)
         for event in _events(entries):
             self.publish(wire.STREAM, self.journal.stream_id, event)
 
@@ -148,14 +153,15 @@ class Sequencer(ApplicationSession):
             if not authid:
                 raise ApplicationError(wire.NOT_BOUND, "the router did not disclose the caller")
             producer = f"{authid}/{producer}"
-        return self.sequencing.submit(producer, messages)
+        return self._answer(self.sequencing.submit(producer, messages))
 
     def replay(self, *args, details=None, **kwargs):
         if kwargs or not 1 <= len(args) <= 2 or \
                 not all(type(a) is int and 0 <= a < 2 ** 63 for a in args):
             raise ApplicationError(wire.MALFORMED, "replay takes (from_pos, limit)")
         from_pos, limit = args if len(args) == 2 else (args[0], wire.MAX_REPLAY)
-        return self.sequencing.replay(from_pos, limit, getattr(details, 'caller', None))
+        return self._answer(self.sequencing.replay(from_pos, limit,
+                                                   getattr(details, 'caller', None)))
 
     def info(self, *args, **kwargs):
         if args or kwargs:
@@ -164,3 +170,13 @@ class Sequencer(ApplicationSession):
 
     def role(self, *args, **kwargs):
         return self.leadership.role()
+
+    def _answer(self, d):
+        """An answer that comes after the session left (a commit under way
+        at the stop) goes nowhere: an error is dropped here, as autobahn
+        drops a result (it would raise sending an error on no transport)."""
+        def left(failure):
+            if self.sequencing.stopped and self._transport is None:
+                return None
+            return failure
+        return d.addErrback(left)

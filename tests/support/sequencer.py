@@ -1,8 +1,10 @@
 """A sequencer driven directly, without a router: its publish recorded, its
-writer's jobs run in place, its log lines kept."""
+writer's jobs run in place on a clock the test drives (``s.clock``), its
+log lines kept."""
 
 from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer
+from twisted.internet import task
 
 from buildbot_mq_ordered.router import sequencer as seqmod
 from buildbot_mq_ordered.router.journal import Journal
@@ -21,7 +23,9 @@ def make_sequencer(journal=None, log=None):
     if log is not None:
         s.log = log
     # the writer's jobs in place: each submit's answer is there at once
-    s.use_journal(journal or Journal(':memory:'), key_cache_size=100, run=defer.maybeDeferred)
+    s.clock = task.Clock()
+    s.use_journal(journal or Journal(':memory:'), key_cache_size=100, run=defer.maybeDeferred,
+                  clock=s.clock)
     s.leadership.leading, s.leadership.term = True, 1
     s.published = []
 

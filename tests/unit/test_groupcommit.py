@@ -39,7 +39,8 @@ class GroupCommitTest(unittest.TestCase):
         self.journal = Journal(':memory:')
         self.addCleanup(self.journal.close)
         self.owner = Owner()
-        self.commits = GroupCommit(self.journal, self.owner)
+        self.now = 0.0
+        self.commits = GroupCommit(self.journal, self.owner, clock=lambda: self.now)
 
     def next_job(self, kind):
         job = self.commits.next_job()
@@ -119,13 +120,16 @@ class Failures(GroupCommitTest):
         self.run_job(self.next_job('commit'))
         self.assertEqual(self.journal.last_pos, 1)
 
-    def test_a_refused_batch_asks_for_one_more_load(self):
+    def test_a_refused_batch_asks_for_one_more_load_when_the_pace_allows(self):
         answered = self.answers([self.commits.write(*batch(1))])
         self.run_job(self.next_job('commit'), OSError("server away"))
         self.run_job(self.next_job('load'), OSError("server away"))
         self.assertIsNone(self.commits.next_job())     # not hammered
         answered += self.answers([self.commits.write(*batch(1))])
         self.assertEqual(answered, ['server away', 'server away'])
+        self.assertIsNone(self.commits.next_job())     # the second load of a run waits
+        self.assertTrue(self.commits.load_waits)
+        self.now += 0.1
         self.next_job('load')
 
     def test_fail_fails_the_queue_and_the_group_under_way_commits_on_its_own(self):

@@ -81,6 +81,7 @@ class Submit(unittest.TestCase):
             self.assertIn('database or disk is full',
                           self.refused(s, 'p', [[1, ['a'], b'1']]).args[0])
         s.journal.append_batches = real_append
+        s.clock.advance(1)      # the journal is read again, at its pace
         self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
         self.assertEqual([(level, kw.get('n')) for level, _, kw in said],
                          [('error', 1), ('error', 100), ('info', 150)])
