@@ -41,9 +41,13 @@ class JournalWriter:
         self.commits = GroupCommit(journal, owner, clock.seconds)
         self._thread = OneThread('journal-writer')
         in_place = defer.maybeDeferred
-        self._run = run or (in_place if journal.path == ':memory:' else self._thread.run)
-        self._run_commit = run or (in_place if journal.commits_in_place else self._run)
         self._hold_to_turn_end = run is None
+        if run is None:
+            run = in_place if journal.path == ':memory:' else self._thread.run
+            self._run_commit = in_place if journal.commits_in_place else run
+        else:
+            self._run_commit = run
+        self._run = run
         self._turn_end = None   # a call at the end of this turn: the group goes then
         self._load_due = None   # a call when a paced load may start
 

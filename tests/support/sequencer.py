@@ -1,6 +1,9 @@
 """A sequencer driven directly, without a router: its publish recorded, its
-writer's jobs run in place on a clock the test drives (``s.clock``), its
-log lines kept."""
+writer's jobs run in place (or held for the test: ``HeldJobs``) on a clock
+the test drives (``s.clock``), its log lines kept."""
+
+from collections import deque
+from types import SimpleNamespace
 
 from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer
@@ -18,14 +21,65 @@ class RecordingLog:
         return lambda text, **kw: self.said.append((level, text, kw))
 
 
-def make_sequencer(journal=None, log=None):
+class HeldJobs:
+    """A writer's ``run``: each job waits until the test runs it, in place,
+    in the order they came (``run_next``, ``run_all``)."""
+
+    def __init__(self):
+        self.jobs = deque()    # (work, args, deferred)
+
+    def __call__(self, work, *args):
+        d = defer.Deferred()
+        self.jobs.append((work, args, d))
+        return d
+
+    def __len__(self):
+        return len(self.jobs)
+
+    def __bool__(self):
+        return True     # a run, even with no job held
+
+    def names(self):
+        """Each held job by its work's name: '_load', 'append_batches', ... (a callable object: its class's)"""
+        return [getattr(work, "__name__", type(work).__name__) for work, _, _ in self.jobs]
+
+    def run_next(self, error=None):
+        """The oldest job: its work, or error in its place (nothing done)."""
+        work, args, d = self.jobs.popleft()
+        if error is not None:
+            d.errback(error)
+        else:
+            defer.maybeDeferred(work, *args).chainDeferred(d)
+
+    def run_all(self, limit=100):
+        for _ in range(limit):
+            if not self.jobs:
+                return
+            self.run_next()
+        raise AssertionError(f"still jobs after {limit}: {self.names()}")
+
+
+class Keeper:
+    """A lease keeper stand-in: the lease's term, the reasons it was lost."""
+
+    def __init__(self, term):
+        self.lease = SimpleNamespace(term=term)
+        self.lost = []
+
+    def lose(self, reason):
+        self.lost.append(reason)
+
+    def stop(self):
+        pass
+
+
+def make_sequencer(journal=None, log=None, run=defer.maybeDeferred):
     s = seqmod.Sequencer(ComponentConfig('buildbot', {}))
     if log is not None:
         s.log = log
     # the writer's jobs in place: each submit's answer is there at once
     s.clock = task.Clock()
-    s.use_journal(journal or Journal(':memory:'), key_cache_size=100, run=defer.maybeDeferred,
-                  clock=s.clock)
+    s.use_journal(journal or Journal(':memory:'), key_cache_size=100, run=run, clock=s.clock)
     s.leadership.leading, s.leadership.term = True, 1
     s.published = []
 
@@ -34,3 +88,11 @@ def make_sequencer(journal=None, log=None):
         s.published.append((topic, entries))
     s.publish = publish
     return s
+
+
+def outcome(d):
+    """What a submit's Deferred came to, as a list the test reads later:
+    [answer] or [the exception]."""
+    out = []
+    d.addCallbacks(out.append, lambda f: out.append(f.value))
+    return out
