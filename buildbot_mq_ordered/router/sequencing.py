@@ -189,7 +189,7 @@ class Sequencing:
         # nothing acknowledged, nothing published: the writer has the
         # numbering reloaded from the journal, and the master retries
         e = wire.shown(failure.getErrorMessage())
-        if self._journal_failures.failed():
+        if not self.stopped and self._journal_failures.failed():
             self.log.error("sequencer: cannot write the journal {path}: {err} "
                            "({n} failed writes in a row); masters retry",
                            path=self.journal.name, err=e, n=self._journal_failures.count)
