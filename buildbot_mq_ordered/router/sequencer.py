@@ -172,11 +172,13 @@ class Sequencer(ApplicationSession):
         return self.leadership.role()
 
     def _answer(self, d):
-        """An answer that comes after the session left (a commit under way
-        at the stop) goes nowhere: an error is dropped here, as autobahn
-        drops a result (it would raise sending an error on no transport)."""
-        def left(failure):
-            if self.sequencing.stopped and self._transport is None:
-                return None
+        """A refusal that comes once the sequencer stopped (a commit under
+        way at the stop, a submit that waited) is never sent: the router
+        answers the caller itself when this session goes (the call was
+        cancelled: a master tries again, quietly), where ours would say the
+        router refused, or raise in autobahn once the transport is gone."""
+        def stopped(failure):
+            if self.sequencing.stopped:
+                return defer.Deferred()    # never fires
             return failure
-        return d.addErrback(left)
+        return d.addErrback(stopped)
