@@ -80,7 +80,8 @@ class Leadership:
         self.leading = False
         self.journal.term = None
         self.log.warn("sequencer: no longer leads realm {realm} (term {term}): {reason}; "
-                      "a candidate again", realm=self.realm, term=term, reason=reason)
+                      "a candidate again", realm=self.realm, term=term,
+                      reason=wire.shown(reason))
         self.sequencing.fail(Failure(Deposed(reason)))
         self.owner.unserve()
 
@@ -93,7 +94,7 @@ class Leadership:
         except ApplicationError as e:
             self.log.error("sequencer: cannot register on realm {realm}: {err} "
                            "(is another sequencer running?)",
-                           realm=self.realm, err=e.error_message())
+                           realm=self.realm, err=wire.shown(e.error_message()))
             if self.keeper is None:
                 self.owner.leave()
             else:

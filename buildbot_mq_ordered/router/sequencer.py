@@ -95,9 +95,10 @@ class Sequencer(ApplicationSession):
                                      self.config.realm)
 
     def onLeave(self, details):
-        # what is under way ends later, on the reactor: the sequencing
-        # publishes none of it and answers it with an error (``_answer``)
-        for part in (self.leadership, self._checkpoints, self.sequencing):
+        # the sequencing first: its writer's last commit ends before the
+        # lease is released; its outcome reaches the reactor later, and is
+        # neither published nor answered (``_answer``)
+        for part in (self.sequencing, self._checkpoints, self.leadership):
             if part is not None:
                 part.stop()
         if self.journal is not None:
@@ -170,6 +171,15 @@ class Sequencer(ApplicationSession):
 
     def role(self, *args, **kwargs):
         return self.leadership.role()
+
+    def onUserError(self, fail, msg):
+        """A refusal (an ApplicationError) is the caller's to hear, and the
+        sequencing logs what is worth it once per run (a full disk): not a
+        line per refused call, as autobahn would. Anything else is a bug,
+        logged with its traceback."""
+        if isinstance(getattr(fail, 'value', None), ApplicationError):
+            return
+        super().onUserError(fail, msg)
 
     def _answer(self, d):
         """A refusal that comes once the sequencer stopped (a commit under

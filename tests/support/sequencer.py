@@ -1,6 +1,6 @@
 """A sequencer driven directly, without a router: its publish recorded, its
-writer's jobs run in place (or held for the test: ``HeldJobs``) on a clock
-the test drives (``s.clock``), its log lines kept."""
+writer's jobs and key lookups run in place (or the jobs held for the test:
+``HeldJobs``) on a clock the test drives (``s.clock``), its log lines kept."""
 
 from collections import deque
 from types import SimpleNamespace
@@ -11,6 +11,7 @@ from twisted.internet import task
 
 from buildbot_mq_ordered.router import sequencer as seqmod
 from buildbot_mq_ordered.router.journal import Journal
+from buildbot_mq_ordered.router.journal import JournalReader
 
 
 class RecordingLog:
@@ -80,6 +81,8 @@ def make_sequencer(journal=None, log=None, run=defer.maybeDeferred):
     # the writer's jobs in place: each submit's answer is there at once
     s.clock = task.Clock()
     s.use_journal(journal or Journal(':memory:'), key_cache_size=100, run=run, clock=s.clock)
+    # key lookups in place too, whatever the journal (PostgreSQL's run in a thread)
+    s.sequencing.lookups = JournalReader(s.journal, 'journal-lookups', in_place=True)
     s.leadership.leading, s.leadership.term = True, 1
     s.published = []
 
