@@ -30,6 +30,10 @@ class Numbering:
         self._cached_bytes = 0
         self._key_seq = OrderedDict()
 
+    def keep_marks(self, producers):
+        """Forget the marks of producers not in producers (retention)."""
+        self.producer_marks = {p: m for p, m in self.producer_marks.items() if p in producers}
+
     def cached(self, key):
         """Key's newest number if the cache has it, else None."""
         return self._key_seq.get(key)

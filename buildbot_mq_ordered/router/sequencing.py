@@ -18,12 +18,12 @@ from autobahn.wamp.exception import ApplicationError
 
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.router.arrivals import Arrivals
-from buildbot_mq_ordered.router.journal import JournalReader
+from buildbot_mq_ordered.router.failurelog import FailureLog
+from buildbot_mq_ordered.router.keylookups import KeyLookups
 from buildbot_mq_ordered.router.monitor import metrics
 from buildbot_mq_ordered.router.numbering import Numbering
 from buildbot_mq_ordered.router.replayreads import ReplayReads
 from buildbot_mq_ordered.router.writer import JournalWriter
-from buildbot_mq_ordered.util.failurerun import FailureRun
 
 
 class Sequencing:
@@ -44,13 +44,14 @@ class Sequencing:
         self._publish = publish
         self.log = log
         self._key_cache_size = key_cache_size
-        self._journal_failures = FailureRun()
-        self._lookup_failures = FailureRun()
+        self._write_failures = FailureLog(
+            log, "sequencer: cannot write the journal {path}: {err} ({n} failed writes in a "
+                 "row); masters retry", "sequencer: the journal takes writes again (after "
+                                        "{n} failed)")
         self.stopped = False
         self.replays = ReplayReads(journal, lambda: self.head)
-        self.lookups = JournalReader(journal, 'journal-lookups',
-                                     in_place=journal.lookups_in_place)
-        self.arrivals = Arrivals(self._knows, self._look_up)
+        self.lookups = KeyLookups(journal, log)
+        self.arrivals = Arrivals(self._knows, self.lookups.look_up)
         self.writer = JournalWriter(journal, self, run=run, clock=clock)
         self.reloaded(journal.producer_marks())
 
@@ -64,7 +65,7 @@ class Sequencing:
 
     def stop(self):
         """Publish and number nothing more; what waits is refused, what is
-        under way ends on its own (its answer is an error)."""
+        under way ends on its own (refused)."""
         self.stopped = True
         self.arrivals.stop()
         self.replays.stop()
@@ -96,30 +97,25 @@ class Sequencing:
     def pruned(self, marks):
         # marks unused for the retention time are gone from the journal;
         # those of batches not yet committed are not in it yet
-        pending = self.writer.pending_producers()
-        self.numbering.producer_marks = {
-            p: m for p, m in self.numbering.producer_marks.items()
-            if p in marks or p in pending}
+        self.numbering.keep_marks(set(marks) | self.writer.pending_producers())
 
     def prune_failed(self, failure):
         self.log.warn("sequencer: applying the journal's retention failed ({err}); "
                       "tried again later", err=wire.shown(failure.getErrorMessage()))
 
     def committed(self, entries):
-        """The writer committed a group (several batches, in position order):
-        publish it before any of its batches is answered, in the same
-        reactor turn, so that on a submitter's connection its event goes
-        first (a stopping master counts on it). One publication per group,
-        not per batch: a burst of submits costs each master one event."""
+        """The writer committed a group (batches in position order): publish
+        it before any of its batches is answered, in the same reactor turn,
+        so that on a submitter's connection its event goes first (a stopping
+        master counts on it). One publication per group, not per batch."""
         if not entries or not self.leads():
             # committed under a lease since lost, or while stopping: masters
-            # replay it from the journal, the submitter's retry finds it
-            # sequenced
+            # replay it, the submitter's retry finds it sequenced
             return
         self.head = entries[-1][0]
         self._publish(entries)
 
-    # keys: known in memory, or looked up off the reactor
+    # keys: known in memory, or looked up (KeyLookups) before numbering
 
     def _knows(self, key):
         return self.numbering.cached(key) is not None or \
@@ -133,26 +129,6 @@ class Sequencing:
         if not seqs:
             raise RuntimeError("numbering a key neither known nor looked up")
         return max(seqs)
-
-    def _look_up(self, keys):
-        d = self.lookups.last_seqs(keys)
-        d.addCallbacks(self._looked_up, self._lookup_failed)
-        return d
-
-    def _looked_up(self, seqs):
-        failures = self._lookup_failures.succeeded()
-        if failures:
-            self.log.info("sequencer: key lookups in the journal work again (after {n} "
-                          "failed)", n=failures)
-        return seqs
-
-    def _lookup_failed(self, failure):
-        if self._lookup_failures.failed():
-            self.log.error("sequencer: cannot look keys up in the journal {path}: {err} "
-                           "({n} failed lookups in a row); masters retry",
-                           path=self.journal.name, err=wire.shown(failure.getErrorMessage()),
-                           n=self._lookup_failures.count)
-        return failure
 
     # the sequencer's procedures
 
@@ -178,10 +154,7 @@ class Sequencing:
         self.must_lead()
         if not entries:
             return [mark, None]
-        failures = self._journal_failures.succeeded()
-        if failures:
-            self.log.info("sequencer: the journal takes writes again (after {n} failed)",
-                          n=failures)
+        self._write_failures.succeeded()
         metrics.observe_commit(time.perf_counter() - started, len(entries))
         return [mark, entries[-1][0]]
 
@@ -189,10 +162,8 @@ class Sequencing:
         # nothing acknowledged, nothing published: the writer has the
         # numbering reloaded from the journal, and the master retries
         e = wire.shown(failure.getErrorMessage())
-        if not self.stopped and self._journal_failures.failed():
-            self.log.error("sequencer: cannot write the journal {path}: {err} "
-                           "({n} failed writes in a row); masters retry",
-                           path=self.journal.name, err=e, n=self._journal_failures.count)
+        if not self.stopped:
+            self._write_failures.failed(path=self.journal.name, err=e)
         raise ApplicationError(wire.JOURNAL_ERROR, f"journal write failed: {e}")
 
     def replay(self, from_pos, limit, caller):

@@ -82,10 +82,10 @@ class JournalWriter:
         self._next()
 
     def pending_seq(self, key):
-        return self.commits.pending_seq(key)
+        return self.commits.batches.pending_seq(key)
 
     def pending_producers(self):
-        return self.commits.pending_producers()
+        return self.commits.batches.producers()
 
     def _next(self):
         job = self.commits.next_job()

@@ -11,7 +11,6 @@ from twisted.internet import task
 
 from buildbot_mq_ordered.router import sequencer as seqmod
 from buildbot_mq_ordered.router.journal import Journal
-from buildbot_mq_ordered.router.journal import JournalReader
 
 
 class RecordingLog:
@@ -41,8 +40,9 @@ class HeldJobs:
         return True     # a run, even with no job held
 
     def names(self):
-        """Each held job by its work's name: '_load', 'append_batches', ... (a callable object: its class's)"""
-        return [getattr(work, "__name__", type(work).__name__) for work, _, _ in self.jobs]
+        """Each held job by its work's name: 'load', 'append_batches', ... (a callable object: its class's)"""
+        return [getattr(work, "__name__", type(work).__name__).lstrip("_")
+                for work, _, _ in self.jobs]
 
     def run_next(self, error=None):
         """The oldest job: its work, or error in its place (nothing done)."""
@@ -82,7 +82,7 @@ def make_sequencer(journal=None, log=None, run=defer.maybeDeferred):
     s.clock = task.Clock()
     s.use_journal(journal or Journal(':memory:'), key_cache_size=100, run=run, clock=s.clock)
     # key lookups in place too, whatever the journal (PostgreSQL's run in a thread)
-    s.sequencing.lookups = JournalReader(s.journal, 'journal-lookups', in_place=True)
+    s.sequencing.lookups.read = s.journal.last_seqs
     s.leadership.leading, s.leadership.term = True, 1
     s.published = []
 

@@ -143,7 +143,7 @@ class SequencingLookups(unittest.TestCase):
         self.s = make_sequencer(Journal(path), log=RecordingLog(self.said))
         self.addCleanup(lambda: self.s.journal.close())
         self.held = HeldLookups()
-        self.s.sequencing.lookups.last_seqs = self.held
+        self.s.sequencing.lookups.read = self.held
 
     def send(self, producer, key):
         return outcome(self.s.submit(producer, [[1, [key], b'x']]))
@@ -183,7 +183,7 @@ class SequencingLookups(unittest.TestCase):
         jobs = HeldJobs()
         s = make_sequencer(Journal(self.mktemp()), run=jobs)
         self.addCleanup(lambda: s.journal.close())
-        s.sequencing.lookups.last_seqs = self.held
+        s.sequencing.lookups.read = self.held
         s.sequencing.numbering._key_cache_size = 1
         answers = [outcome(s.submit(p, [[1, [k], b'x']])) for p, k in (('p', 'x'), ('q', 'y'))]
         self.held.answer()

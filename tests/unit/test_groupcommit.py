@@ -98,9 +98,9 @@ class Groups(GroupCommitTest):
         self.commits.write(*batch(1, key='a', producer='p'))
         self.next_job('commit')
         self.commits.write(*batch(2, key='a', producer='q'))
-        self.assertEqual(self.commits.pending_seq(('a',)), 2)
-        self.assertIsNone(self.commits.pending_seq(('b',)))
-        self.assertEqual(self.commits.pending_producers(), {'p', 'q'})
+        self.assertEqual(self.commits.batches.pending_seq(('a',)), 2)
+        self.assertIsNone(self.commits.batches.pending_seq(('b',)))
+        self.assertEqual(self.commits.batches.producers(), {'p', 'q'})
 
 
 class Failures(GroupCommitTest):

@@ -66,13 +66,13 @@ class Renumbering(unittest.TestCase):
         self.assertEqual(first, [[1, 1]])
         # term 1 is lost: load #1 (the step-down's) starts
         self.s.leadership.step_down(1, "its lease was not renewed in time")
-        self.assertEqual(self.jobs.names(), ['_load'])
+        self.assertEqual(self.jobs.names(), ['load'])
         # term 3 on the same router: its reload is asked for while #1 runs
         self.keeper.lease.term = 3
         self.s.leadership.lead(3)
         self.jobs.run_next()                      # load #1 ends
         between = [self.send('q', 1, 'k'), self.send('r', 1, 'k2')]
-        if self.jobs.names() == ['_load']:
+        if self.jobs.names() == ['load']:
             self.jobs.run_next()                  # load #2 (the lead's)
         after = [self.send('s', 1, 'k'), self.send('t', 1, 'k')]
         self.jobs.run_all()
@@ -88,12 +88,12 @@ class Renumbering(unittest.TestCase):
         self.s.leadership.keeper = None          # SQLite: the same path
         first = self.send('p', 1, 'k')
         self.jobs.run_next(OSError("disk I/O error"))
-        self.assertEqual(self.jobs.names(), ['_load'])
+        self.assertEqual(self.jobs.names(), ['load'])
         refused = self.send('q', 1, 'k')       # while load #1 runs
         self.jobs.run_next()                     # load #1 ends
         self.flushLoggedErrors()
         later = [self.send('r', 1, 'k')]
-        if self.jobs.names() == ['_load']:
+        if self.jobs.names() == ['load']:
             self.jobs.run_next()                 # a second load, under r's batch
         later += [self.send('s', 1, 'k')]
         self.jobs.run_all()
