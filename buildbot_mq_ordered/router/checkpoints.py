@@ -4,6 +4,7 @@ wait for that); PostgreSQL's server checkpoints by itself."""
 
 from twisted.internet import task
 
+from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.util.onethread import OneThread
 
 # seconds between journal checkpoints
@@ -41,4 +42,4 @@ class Checkpoints:
             return result
         d.addBoth(done)
         d.addErrback(lambda f: self.log.warn("sequencer: journal checkpoint failed: {err}",
-                                             err=f.getErrorMessage()))
+                                             err=wire.shown(f.getErrorMessage())))

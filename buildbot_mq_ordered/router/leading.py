@@ -13,6 +13,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.router.journal.lease import Deposed
 from buildbot_mq_ordered.router.leasekeeper import LeaseKeeper
 
@@ -22,11 +23,12 @@ class Leadership:
     of a shared journal. The Sequencer makes and starts it, and serves the
     procedures when told (``owner.serve``, ``owner.unserve``); the lease
     keeper calls ``lead`` and ``step_down``; the sequencing asks
-    ``leading``."""
+    ``leading``, and is told to read the journal again (``reload``) or to
+    fail what waits and what is queued (``fail``)."""
 
-    def __init__(self, journal, writer, owner, log, realm):
+    def __init__(self, journal, sequencing, owner, log, realm):
         self.journal = journal
-        self.writer = writer
+        self.sequencing = sequencing
         self.owner = owner
         self.log = log
         self.realm = realm
@@ -59,12 +61,15 @@ class Leadership:
     @defer.inlineCallbacks
     def lead(self, term):
         """This router took the lease: number on from what the journal holds
-        (another router may have written it), then serve."""
+        (another router may have written it), then serve. The reload is
+        answered by a load that started after it was asked for: one that
+        began before (a step-down's) may have read the journal before this
+        router's last commits ended."""
         self.journal.term = term
         try:
-            yield self.writer.reload()
+            yield self.sequencing.reload()
         except Exception as e:
-            self.keeper.lose(f"it cannot read the journal ({e})")
+            self.keeper.lose(f"it cannot read the journal ({wire.shown(str(e))})")
             return
         if self.keeper.lease.term == term:   # not lost meanwhile
             yield self._lead(term)
@@ -75,8 +80,9 @@ class Leadership:
         self.leading = False
         self.journal.term = None
         self.log.warn("sequencer: no longer leads realm {realm} (term {term}): {reason}; "
-                      "a candidate again", realm=self.realm, term=term, reason=reason)
-        self.writer.fail(Failure(Deposed(reason)))
+                      "a candidate again", realm=self.realm, term=term,
+                      reason=wire.shown(reason))
+        self.sequencing.fail(Failure(Deposed(reason)))
         self.owner.unserve()
 
     @defer.inlineCallbacks
@@ -88,7 +94,7 @@ class Leadership:
         except ApplicationError as e:
             self.log.error("sequencer: cannot register on realm {realm}: {err} "
                            "(is another sequencer running?)",
-                           realm=self.realm, err=e.error_message())
+                           realm=self.realm, err=wire.shown(e.error_message()))
             if self.keeper is None:
                 self.owner.leave()
             else:

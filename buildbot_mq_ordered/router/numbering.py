@@ -3,8 +3,9 @@ producer de-duplication. Pure: no reactor, no I/O.
 
 Memory stays bounded however many routing keys there are: only the most
 recently used keys' counters are kept here, and a key that fell out of that
-cache is looked up with ``lookup_seq`` (the journal on disk), so a key seen
-again much later still gets the next number, never 1 again.
+cache is asked of ``lookup_seq`` (the sequencing: a batch not yet committed,
+or what it looked up in the journal before numbering - arrivals.py), so a
+key seen again much later still gets the next number, never 1 again.
 """
 
 from collections import OrderedDict
@@ -28,6 +29,14 @@ class Numbering:
         self._key_cache_bytes = key_cache_bytes
         self._cached_bytes = 0
         self._key_seq = OrderedDict()
+
+    def keep_marks(self, producers):
+        """Forget the marks of producers not in producers (retention)."""
+        self.producer_marks = {p: m for p, m in self.producer_marks.items() if p in producers}
+
+    def cached(self, key):
+        """Key's newest number if the cache has it, else None."""
+        return self._key_seq.get(key)
 
     def last_seq(self, key):
         seq = self._key_seq.get(key)

@@ -83,18 +83,22 @@ class Sequencer(ApplicationSession):
         gc.collect()
         gc.freeze()
 
-    def use_journal(self, journal, key_cache_size, run=None):
+    def use_journal(self, journal, key_cache_size, run=None, clock=None):
         """The sequencing and the leadership on journal (``run``: how the
-        writer runs its jobs; unit tests run them in place)."""
+        writer runs its jobs, unit tests run them in place; ``clock``: its
+        clock)."""
         self.journal = journal
         self.sequencing = Sequencing(
             journal, lambda: self.leadership.leading, self._publish, self.log,
-            key_cache_size=key_cache_size, run=run)
-        self.leadership = Leadership(journal, self.sequencing.writer, self, self.log,
+            key_cache_size=key_cache_size, run=run, clock=clock)
+        self.leadership = Leadership(journal, self.sequencing, self, self.log,
                                      self.config.realm)
 
     def onLeave(self, details):
-        for part in (self.leadership, self._checkpoints, self.sequencing):
+        # the sequencing first: its writer's last commit ends before the
+        # lease is released; its outcome reaches the reactor later, and is
+        # neither published nor answered (``_answer``)
+        for part in (self.sequencing, self._checkpoints, self.leadership):
             if part is not None:
                 part.stop()
         if self.journal is not None:
@@ -128,6 +132,8 @@ class Sequencer(ApplicationSession):
     # the sequencing's publisher
 
     def _publish(self, entries):
+        if self.journal is None:
+            return    # left (the sequencing publishes nothing once stopped)
         for event in _events(entries):
             self.publish(wire.STREAM, self.journal.stream_id, event)
 
@@ -148,14 +154,15 @@ class Sequencer(ApplicationSession):
             if not authid:
                 raise ApplicationError(wire.NOT_BOUND, "the router did not disclose the caller")
             producer = f"{authid}/{producer}"
-        return self.sequencing.submit(producer, messages)
+        return self._answer(self.sequencing.submit(producer, messages))
 
     def replay(self, *args, details=None, **kwargs):
         if kwargs or not 1 <= len(args) <= 2 or \
                 not all(type(a) is int and 0 <= a < 2 ** 63 for a in args):
             raise ApplicationError(wire.MALFORMED, "replay takes (from_pos, limit)")
         from_pos, limit = args if len(args) == 2 else (args[0], wire.MAX_REPLAY)
-        return self.sequencing.replay(from_pos, limit, getattr(details, 'caller', None))
+        return self._answer(self.sequencing.replay(from_pos, limit,
+                                                   getattr(details, 'caller', None)))
 
     def info(self, *args, **kwargs):
         if args or kwargs:
@@ -164,3 +171,24 @@ class Sequencer(ApplicationSession):
 
     def role(self, *args, **kwargs):
         return self.leadership.role()
+
+    def onUserError(self, fail, msg):
+        """A refusal (an ApplicationError) is the caller's to hear, and the
+        sequencing logs what is worth it once per run (a full disk): not a
+        line per refused call, as autobahn would. Anything else is a bug,
+        logged with its traceback."""
+        if isinstance(getattr(fail, 'value', None), ApplicationError):
+            return
+        super().onUserError(fail, msg)
+
+    def _answer(self, d):
+        """A refusal that comes once the sequencer stopped (a commit under
+        way at the stop, a submit that waited) is never sent: the router
+        answers the caller itself when this session goes (the call was
+        cancelled: a master tries again, quietly), where ours would say the
+        router refused, or raise in autobahn once the transport is gone."""
+        def stopped(failure):
+            if self.sequencing.stopped:
+                return defer.Deferred()    # never fires
+            return failure
+        return d.addErrback(stopped)

@@ -1,61 +1,88 @@
 """The sequencing: what happens to a well-formed submit, replay or info
 once it reached the sequencer.
 
-Per submitted batch: number it (``Numbering``, on the reactor), hand it to
-the journal's writer (``JournalWriter``: group commit); once a group is
-committed, publish it, then acknowledge each submitter, in position order,
-in one reactor turn (a master sees its own batch's event before the
-acknowledgement). Numbering follows what the journal really holds: it
-starts again from it whenever the writer read it again. Replays are read
-off the reactor (``JournalReader``), at most so many at a time.
+Per submitted batch: number it (``Numbering``, on the reactor) once the
+newest number of each of its keys is known, in arrival order
+(``Arrivals``: a key the numbering's cache lacks is looked up in the
+journal off the reactor), hand it to the journal's writer
+(``JournalWriter``: group commit); once a group is committed, publish it,
+then acknowledge each submitter, in position order, in one reactor turn (a
+master sees its own batch's event before the acknowledgement). Numbering
+follows what the journal really holds: it starts again from it whenever
+the writer read it again. Replays are ``ReplayReads``'.
 """
 
 import time
 
 from autobahn.wamp.exception import ApplicationError
-from twisted.internet import defer
 
 from buildbot_mq_ordered import wire
-from buildbot_mq_ordered.router.journal import JournalReader
+from buildbot_mq_ordered.router.arrivals import Arrivals
+from buildbot_mq_ordered.router.failurelog import FailureLog
+from buildbot_mq_ordered.router.keylookups import KeyLookups
 from buildbot_mq_ordered.router.monitor import metrics
 from buildbot_mq_ordered.router.numbering import Numbering
+from buildbot_mq_ordered.router.replayreads import ReplayReads
 from buildbot_mq_ordered.router.writer import JournalWriter
-from buildbot_mq_ordered.util.failurerun import FailureRun
-
-# replays under way: per caller session (a master has one at a time) and in all
-MAX_REPLAYS_PER_SESSION = 2
-MAX_REPLAYS = 16
 
 
 class Sequencing:
-    """Owns the numbering, the journal's writer and reader, the head (the
-    last position published) and the replays under way. The Sequencer
-    makes it and calls ``submit``, ``replay`` and ``info`` with arguments
-    of the right shape; its writer calls ``committed``, ``reloaded``,
-    ``pruned`` and ``prune_failed``. ``leading()`` says whether this router
-    leads now, ``publish(entries)`` sends a committed group."""
+    """Owns the numbering, the arrivals and their key lookups, the journal's
+    writer, the replays and the head (the last position published). The
+    Sequencer makes it and calls ``submit``, ``replay`` and ``info`` with
+    arguments of the right shape; its writer calls ``committed``,
+    ``reloaded``, ``pruned`` and ``prune_failed``; the Leadership calls
+    ``reload`` and ``fail``. ``leading()`` says whether this router leads
+    now, ``publish(entries)`` sends a committed group."""
 
-    def __init__(self, journal, leading, publish, log, key_cache_size=10000, run=None):
-        """``run``: how the writer runs its jobs (``JournalWriter``)."""
+    def __init__(self, journal, leading, publish, log, key_cache_size=10000, run=None,
+                 clock=None):
+        """``run``, ``clock``: how the writer runs its jobs and its clock
+        (``JournalWriter``)."""
         self.journal = journal
         self._leading = leading
         self._publish = publish
         self.log = log
         self._key_cache_size = key_cache_size
-        self._journal_failures = FailureRun()
-        self._replays = []     # caller session of each replay under way
-        self.reader = JournalReader(journal)
-        self.writer = JournalWriter(journal, self, run=run)
+        self._write_failures = FailureLog(
+            log, "sequencer: cannot write the journal {path}: {err} ({n} failed writes in a "
+                 "row); masters retry", "sequencer: the journal takes writes again (after "
+                                        "{n} failed)")
+        self.stopped = False
+        self.replays = ReplayReads(journal, lambda: self.head)
+        self.lookups = KeyLookups(journal, log)
+        self.arrivals = Arrivals(self._knows, self.lookups.look_up)
+        self.writer = JournalWriter(journal, self, run=run, clock=clock)
         self.reloaded(journal.producer_marks())
 
+    def leads(self):
+        return not self.stopped and self._leading()
+
     def must_lead(self):
-        if not self._leading():
+        if not self.leads():
             raise ApplicationError(wire.JOURNAL_ERROR, "this router does not lead the sequence "
                                                   "(any more): try again or another router")
 
     def stop(self):
-        self.reader.stop()
+        """Publish and number nothing more; what waits is refused, what is
+        under way ends on its own (refused)."""
+        self.stopped = True
+        self.arrivals.stop()
+        self.replays.stop()
+        self.lookups.stop()
         self.writer.stop()
+
+    # the leadership's
+
+    def reload(self):
+        return self.writer.reload()
+
+    def fail(self, failure):
+        """A step-down: fail what waits for numbering and what is queued."""
+        self.arrivals.fail(ApplicationError(
+            wire.JOURNAL_ERROR, f"this router no longer leads the sequence "
+                                f"({wire.shown(str(failure.value))}): try again or another router"))
+        self.writer.fail(failure)
 
     # the writer's owner
 
@@ -65,38 +92,43 @@ class Sequencing:
         self.head = self.journal.last_pos   # published: everything committed is
         self.numbering = Numbering(
             last_pos=self.journal.last_pos, producer_marks=marks,
-            lookup_seq=self._lookup_seq, key_cache_size=self._key_cache_size)
-
-    def _lookup_seq(self, key):
-        # a key that fell out of the numbering's cache: a batch still on its
-        # way to the journal may have the newest number
-        seq = self.writer.pending_seq(key)
-        return self.journal.last_seq(key) if seq is None else seq
+            lookup_seq=self._known_seq, key_cache_size=self._key_cache_size)
 
     def pruned(self, marks):
         # marks unused for the retention time are gone from the journal;
         # those of batches not yet committed are not in it yet
-        pending = self.writer.pending_producers()
-        self.numbering.producer_marks = {
-            p: m for p, m in self.numbering.producer_marks.items()
-            if p in marks or p in pending}
+        self.numbering.keep_marks(set(marks) | self.writer.pending_producers())
 
     def prune_failed(self, failure):
         self.log.warn("sequencer: applying the journal's retention failed ({err}); "
-                      "tried again later", err=failure.value)
+                      "tried again later", err=wire.shown(failure.getErrorMessage()))
 
     def committed(self, entries):
-        """The writer committed a group (several batches, in position order):
-        publish it before any of its batches is answered, in the same
-        reactor turn, so that on a submitter's connection its event goes
-        first (a stopping master counts on it). One publication per group,
-        not per batch: a burst of submits costs each master one event."""
-        if not entries or not self._leading():
-            # committed under a lease since lost: masters replay it from the
-            # journal, the submitter's retry finds it sequenced
+        """The writer committed a group (batches in position order): publish
+        it before any of its batches is answered, in the same reactor turn,
+        so that on a submitter's connection its event goes first (a stopping
+        master counts on it). One publication per group, not per batch."""
+        if not entries or not self.leads():
+            # committed under a lease since lost, or while stopping: masters
+            # replay it, the submitter's retry finds it sequenced
             return
         self.head = entries[-1][0]
         self._publish(entries)
+
+    # keys: known in memory, or looked up (KeyLookups) before numbering
+
+    def _knows(self, key):
+        return self.numbering.cached(key) is not None or \
+            self.writer.pending_seq(key) is not None
+
+    def _known_seq(self, key):
+        # not in the numbering's cache: a batch still on its way to the
+        # journal, or what the journal said when looked up (counters only grow)
+        seqs = [s for s in (self.writer.pending_seq(key), self.arrivals.take(key))
+                if s is not None]
+        if not seqs:
+            raise RuntimeError("numbering a key neither known nor looked up")
+        return max(seqs)
 
     # the sequencer's procedures
 
@@ -104,8 +136,15 @@ class Sequencing:
         """A Deferred of [producer mark, last position or None]."""
         self.must_lead()
         started = time.perf_counter()
-        entries, mark = self.numbering.assign(
-            producer, ((m[0], tuple(m[1]), m[2]) for m in messages))
+        messages = [(m[0], tuple(m[1]), m[2]) for m in messages]
+        # the keys it will number (a resubmitted message is dropped)
+        mark = self.numbering.producer_marks.get(producer, 0)
+        return self.arrivals.admit({m[1] for m in messages if m[0] > mark},
+                                   lambda: self._number(producer, messages, started))
+
+    def _number(self, producer, messages, started):
+        self.must_lead()
+        entries, mark = self.numbering.assign(producer, messages)
         d = self.writer.write(entries, producer, mark)
         d.addCallbacks(self._committed, self._not_committed,
                        callbackArgs=(entries, mark, started))
@@ -115,55 +154,22 @@ class Sequencing:
         self.must_lead()
         if not entries:
             return [mark, None]
-        failures = self._journal_failures.succeeded()
-        if failures:
-            self.log.info("sequencer: the journal takes writes again (after {n} failed)",
-                          n=failures)
+        self._write_failures.succeeded()
         metrics.observe_commit(time.perf_counter() - started, len(entries))
         return [mark, entries[-1][0]]
 
     def _not_committed(self, failure):
         # nothing acknowledged, nothing published: the writer has the
         # numbering reloaded from the journal, and the master retries
-        e = failure.value
-        if self._journal_failures.failed():
-            self.log.error("sequencer: cannot write the journal {path}: {err} "
-                           "({n} failed writes in a row); masters retry",
-                           path=self.journal.name, err=e, n=self._journal_failures.count)
+        e = wire.shown(failure.getErrorMessage())
+        if not self.stopped:
+            self._write_failures.failed(path=self.journal.name, err=e)
         raise ApplicationError(wire.JOURNAL_ERROR, f"journal write failed: {e}")
 
     def replay(self, from_pos, limit, caller):
-        """A Deferred of [stream id, first position, head, entries]: at most
-        limit entries (and wire.MAX_REPLAY) from from_pos on, none past the
-        head; caller: who asks (replays per caller are bounded)."""
+        """``ReplayReads.replay``, while leading."""
         self.must_lead()
-        limit = min(limit, wire.MAX_REPLAY)
-        j = self.journal
-        # the oldest position before the read (the read starts at or after
-        # it), the head when answering: at least every position published
-        # before this answer, which travels behind those events
-        first_pos = j.first_pos
-        start = max(from_pos, first_pos)
-        if not limit or start > self.head:
-            return defer.succeed([j.stream_id, first_pos, self.head, []])
-        # a master replays one range at a time; a flood of replays must not
-        # make the router hold hundreds of MB nor stall everyone else
-        if len(self._replays) >= MAX_REPLAYS or \
-                self._replays.count(caller) >= MAX_REPLAYS_PER_SESSION:
-            raise ApplicationError(wire.BUSY, "too many replays under way; retry later")
-        self._replays.append(caller)
-        # read off the reactor (a connection of the reader thread's own), and
-        # bounded by bytes too: the answer must fit the router's frames
-        d = self.reader.read(start, limit, wire.MAX_REPLAY_BYTES)
-
-        def done(result):
-            self._replays.remove(caller)
-            return result
-        d.addBoth(done)
-        # committed but not yet published (its event is on its way): not yet
-        d.addCallback(lambda entries: [j.stream_id, first_pos, self.head,
-                                       [e for e in entries if e[0] <= self.head]])
-        return d
+        return self.replays.replay(from_pos, limit, caller)
 
     def info(self, term):
         self.must_lead()

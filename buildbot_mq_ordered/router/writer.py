@@ -29,18 +29,27 @@ class JournalWriter:
     ``Leadership`` has it read the journal again (``reload``) or fail what
     is queued (``fail``)."""
 
-    def __init__(self, journal, owner, run=None):
+    def __init__(self, journal, owner, run=None, clock=None):
         """``owner``: ``GroupCommit``'s. ``run(f, *args)``: runs every job
         and returns a Deferred (unit tests: in place); batches are then not
         held to the turn's end. Default: the writer's thread, commits on the
-        reactor where they wait for nothing."""
-        self.commits = GroupCommit(journal, owner)
+        reactor where they wait for nothing. ``clock``: the reactor's time
+        (loads paced after failures wait on it)."""
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._clock = clock
+        self.commits = GroupCommit(journal, owner, clock.seconds)
         self._thread = OneThread('journal-writer')
         in_place = defer.maybeDeferred
-        self._run = run or (in_place if journal.path == ':memory:' else self._thread.run)
-        self._run_commit = run or (in_place if journal.commits_in_place else self._run)
         self._hold_to_turn_end = run is None
+        if run is None:
+            run = in_place if journal.path == ':memory:' else self._thread.run
+            self._run_commit = in_place if journal.commits_in_place else run
+        else:
+            self._run_commit = run
+        self._run = run
         self._turn_end = None   # a call at the end of this turn: the group goes then
+        self._load_due = None   # a call when a paced load may start
 
     @property
     def idle(self):
@@ -52,8 +61,7 @@ class JournalWriter:
         if self._hold_to_turn_end and self.commits.queue:
             if self._turn_end is None and not self.commits.busy:
                 # other submits read in this poll join the group
-                from twisted.internet import reactor
-                self._turn_end = reactor.callLater(0, self._end_of_turn)
+                self._turn_end = self._clock.callLater(0, self._end_of_turn)
         else:
             self._next()
         return d
@@ -74,26 +82,36 @@ class JournalWriter:
         self._next()
 
     def pending_seq(self, key):
-        return self.commits.pending_seq(key)
+        return self.commits.batches.pending_seq(key)
 
     def pending_producers(self):
-        return self.commits.pending_producers()
+        return self.commits.batches.producers()
 
     def _next(self):
         job = self.commits.next_job()
         if job is None:
+            if self.commits.load_waits and self._load_due is None:
+                self._load_due = self._clock.callLater(self.commits.pace.wait(), self._paced)
             return
         d = (self._run_commit if job.kind == 'commit' else self._run)(job.work, *job.args)
         d.addCallbacks(job.done, job.failed)
         d.addBoth(self._job_ended)
         d.addErrback(log.err, "journal writer")   # a bug in a callback: said, not lost
 
+    def _paced(self):
+        self._load_due = None
+        self._next()
+
     def _job_ended(self, _):
         self.commits.job_ended()
         self._next()
 
     def stop(self):
-        if self._turn_end is not None and self._turn_end.active():
-            self._turn_end.cancel()
-        self._turn_end = None
+        """Fail what is queued, start nothing more, wait for the job under
+        way (its outcome reaches the owner later, on the reactor)."""
+        self.commits.stop()
+        for call in (self._turn_end, self._load_due):
+            if call is not None and call.active():
+                call.cancel()
+        self._turn_end = self._load_due = None
         self._thread.stop()     # waits for a job under way

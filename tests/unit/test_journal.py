@@ -4,9 +4,13 @@ has (its file layout, a full disk, :memory:)."""
 
 import sqlite3
 
+from twisted.internet import defer
+
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.router import journal as journal_module
 from buildbot_mq_ordered.router.journal import Journal
+from buildbot_mq_ordered.router.journal import JournalReader
+from buildbot_mq_ordered.router.journal import base
 from tests.support.journalcases import Basics
 from tests.support.journalcases import JournalTest
 from tests.support.journalcases import OnSQLite
@@ -113,6 +117,32 @@ class SQLiteOnly(OnSQLite, JournalTest):
         j.append([(1, 1, ('a',), b'1'), (2, 2, ('a',), b'2')], 'p', 2)
         self.assertEqual(j.prune(), 1)
         self.assertEqual(j.read(1, 10), [[2, 2, ['a'], b'2']])
+
+
+class Lookups(OnSQLite, JournalTest):
+    """Keys' newest numbers, many at once (issue 21: the sequencing looks up
+    every key missing from its cache in one batched read)."""
+
+    def test_many_keys_in_few_queries_and_keys_never_numbered_are_0(self):
+        j = self.open()
+        keys = [('k', str(i)) for i in range(base.LOOKUP_CHUNK * 2 + 7)]
+        j.append([(i + 1, 3, key, b'x') for i, key in enumerate(keys[::2])], 'p', 1)
+        queries = []
+        j._lookup_db.set_trace_callback(queries.append)
+        seqs = j.last_seqs(keys + [('new', 'é')])
+        self.assertEqual(seqs, {**{k: 3 if i % 2 == 0 else 0 for i, k in enumerate(keys)},
+                                ('new', 'é'): 0})
+        self.assertEqual(len(queries), 3)
+
+    @defer.inlineCallbacks
+    def test_a_lookup_reader_reads_in_its_thread_on_its_connection(self):
+        j = self.open()
+        j.append([(1, 1, ('a',), b'x')], 'p', 1)
+        lookups = JournalReader(j, 'journal-lookups')
+        self.addCleanup(lookups.stop)
+        self.assertEqual((yield lookups.last_seqs([('a',), ('b',)])), {('a',): 1, ('b',): 0})
+        self.assertIsNot(lookups._db, None)
+        self.assertIsNot(lookups._db, j._lookup_db)
 
 
 # the interface's tests, on SQLite

@@ -10,6 +10,7 @@ from twisted.trial import unittest
 
 from buildbot_mq_ordered.router.journal.lease import Deposed
 from buildbot_mq_ordered.router.leading import Leadership
+from tests.support.sequencer import Keeper
 from tests.support.sequencer import RecordingLog
 
 
@@ -49,18 +50,6 @@ class Writer:
 
     def fail(self, failure):
         self.failures.append(failure)
-
-
-class Keeper:
-    def __init__(self, term):
-        self.lease = SimpleNamespace(term=term)
-        self.lost = []
-
-    def lose(self, reason):
-        self.lost.append(reason)
-
-    def leader_alive(self):
-        return True
 
 
 class LeadershipTest(unittest.TestCase):

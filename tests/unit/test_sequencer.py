@@ -5,6 +5,7 @@ import sqlite3
 
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from buildbot_mq_ordered import wire
@@ -81,6 +82,7 @@ class Submit(unittest.TestCase):
             self.assertIn('database or disk is full',
                           self.refused(s, 'p', [[1, ['a'], b'1']]).args[0])
         s.journal.append_batches = real_append
+        s.clock.advance(1)      # the journal is read again, at its pace
         self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
         self.assertEqual([(level, kw.get('n')) for level, _, kw in said],
                          [('error', 1), ('error', 100), ('info', 150)])
@@ -208,3 +210,21 @@ class Serving(unittest.TestCase):
         self.assertEqual(registered, [wire.SUBMIT])
         s.unserve()
         self.assertEqual(registered, [])
+
+
+class Refusals(unittest.TestCase):
+    """Issue 21: with the journal's disk full every refused submit was one
+    more line in the router's log (autobahn's onUserError); the sequencing
+    says it once per run of failures."""
+
+    def test_a_refusal_is_no_log_line_a_bug_is(self):
+        said = []
+        s = make_sequencer(log=RecordingLog(said))
+        s.onUserError(Failure(ApplicationError(wire.JOURNAL_ERROR, "journal write failed")),
+                      "journal write failed")
+        self.assertEqual(said, [])
+        try:
+            raise KeyError("a bug")
+        except KeyError:
+            s.onUserError(Failure(), "a bug")
+        self.assertEqual([level for level, _, _ in said], ['error'])

@@ -6,6 +6,7 @@ commits run on the reactor instead."""
 import threading
 
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.types import CloseDetails
 from autobahn.wamp.types import ComponentConfig
 from twisted.internet import defer
 from twisted.internet import threads
@@ -14,6 +15,7 @@ from twisted.trial import unittest
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.router import sequencer as seqmod
 from buildbot_mq_ordered.router.journal import Journal
+from tests.support.sequencer import RecordingLog
 from tests.support.util import until
 from tests.support.util import with_timeout
 
@@ -71,7 +73,8 @@ class SequencerOnJournal(unittest.TestCase):
 
     def stop(self):
         self.s.sequencing.stop()
-        self.s.journal.close()
+        if self.s.journal is not None:      # (onLeave closed it)
+            self.s.journal.close()
 
 
 class WriterThread(SequencerOnJournal):
@@ -213,3 +216,32 @@ class PublishFails(SequencerOnJournal):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         # committed all the same: the retry finds it sequenced
         self.assertEqual((yield self.s.submit('p', [[1, ['k'], b'1']])), [1, None])
+
+
+class StopWhileCommitting(SequencerOnJournal):
+    """Issue 21: a commit that ended after ``onLeave`` raised AttributeError
+    publishing (the journal closed), and its submitter heard an error."""
+
+    first_commit_held = WriterThread.first_commit_held
+
+    @defer.inlineCallbacks
+    def test_a_commit_under_way_at_the_stop_is_neither_published_nor_raises(self):
+        self.s.log = RecordingLog(said := [])
+        first = yield self.first_commit_held()
+        queued = self.s.submit('q', [[1, ['k'], b'1']])
+        self.held.release()
+        # the commit ends in the writer thread while the session leaves;
+        # its outcome reaches the reactor after onLeave
+        self.s.onLeave(CloseDetails(reason=CloseDetails.REASON_DEFAULT))
+        # the commit's outcome is on its way to the reactor: let it come
+        yield with_timeout(until(lambda: not self.s.sequencing.writer.commits.busy),
+                           HOLD_TIMEOUT, "the commit under way to end")
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([level for level, _, _ in said], [])
+        self.assertEqual(self.s.published, [])
+        self.assertEqual(self.held.groups, [[1]])     # committed all the same
+        # no answer: the router tells the callers (the callee left)
+        self.assertNoResult(first)
+        self.assertNoResult(queued)
+        with self.assertRaises(ApplicationError):
+            self.s.submit('r', [[1, ['k'], b'2']])

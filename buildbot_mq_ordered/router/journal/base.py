@@ -20,6 +20,8 @@ import time
 
 from buildbot_mq_ordered.router.journal.retention import Retention
 
+# keys per lookup query (SQLite's bound on parameters may be 999)
+LOOKUP_CHUNK = 500
 # a key as the tables hold it
 key_text = json.JSONEncoder(ensure_ascii=False, separators=(',', ':')).encode
 
@@ -35,8 +37,9 @@ class BaseJournal(Retention):
     reader reads. A backend subclass provides:
 
     - ``_db``: the writer's connection (appends, prunes, loads);
-    - ``_lookup_db``: a connection for ``last_seq`` on the caller's thread
-      (the reactor), never held up by a commit under way;
+    - ``_lookup_db``: a connection for ``last_seq(s)`` in place, never held
+      up by a commit under way (used where ``lookups_in_place``; elsewhere
+      the sequencing's lookup thread reads on a ``reader_connection``);
     - ``_transaction(db)``: a context manager, commit or roll back;
     - ``_fence(db)``: inside every writing transaction, raises when this
       journal may no longer write (PostgreSQL: a deposed leader);
@@ -48,6 +51,9 @@ class BaseJournal(Retention):
     # a commit that waits for neither a disk nor a server costs less than
     # handing it to a thread and back: the writer runs it on the reactor
     commits_in_place = False
+    # a key lookup that waits for no server runs where it is asked (the
+    # reactor); one that may (PostgreSQL) runs in the lookup thread
+    lookups_in_place = False
 
     def __init__(self, retention_messages=1000000, retention_seconds=7 * 86400,
                  clock=time.time):
@@ -78,9 +84,27 @@ class BaseJournal(Retention):
         return dict(self._x(self._db, "SELECT producer, mark FROM producers").fetchall())
 
     def last_seq(self, key):
-        row = self._x(self._lookup_db, "SELECT seq FROM keyseq WHERE key=?",
-                      (key_text(key),)).fetchone()
-        return row[0] if row else 0
+        key = tuple(key)
+        return self.last_seqs([key])[key]
+
+    def last_seqs(self, keys):
+        """``read_last_seqs`` on the lookups' connection, in place."""
+        return self.read_last_seqs(self._lookup_db, keys)
+
+    def read_last_seqs(self, db, keys):
+        """{key: its newest number (0: never numbered)} for keys (tuples),
+        in a few queries whatever their number, on a given connection."""
+        keys = list(keys)
+        texts = {key_text(k): k for k in keys}
+        found = dict.fromkeys(keys, 0)
+        names = list(texts)
+        for i in range(0, len(names), LOOKUP_CHUNK):
+            chunk = names[i:i + LOOKUP_CHUNK]
+            marks = ','.join('?' * len(chunk))
+            for text, seq in self._x(db, f"SELECT key, seq FROM keyseq WHERE key IN ({marks})",
+                                     chunk).fetchall():
+                found[texts[text]] = seq
+        return found
 
     def append(self, entries, producer, mark):
         """Write a numbered batch and the producer's new mark, atomically."""

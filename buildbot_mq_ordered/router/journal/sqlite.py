@@ -9,8 +9,8 @@ JSON text data, no stream id, no last-use times) is converted on open; a
 newer one is refused.
 
 Three connections: the writer's (appends; prunes and loads in the writer
-thread), the lookups' (per-key counters, on the reactor) and the replay
-reader's (its own thread): WAL lets readers run beside the writer. A
+thread), the lookups' (per-key counters, in place on the reactor) and the
+replay reader's (its own thread): WAL lets readers run beside the writer. A
 ``:memory:`` journal has one connection, used in place.
 """
 
@@ -46,6 +46,12 @@ class Journal(BaseJournal):
     (made, converted from 0.1.0, or refused if newer). The sequencer opens
     it (``open_journal``); SQLite's journal is never shared, so its router
     always leads."""
+
+    # a local file, read beside the writer (WAL: a reader never waits for
+    # it), a lock wait bounded by the connection's 5 s busy timeout; a
+    # commit runs on the reactor too (commits_in_place): a lookup thread
+    # would only add its hand-off to every new key
+    lookups_in_place = True
 
     def __init__(self, path, retention_messages=1000000,
                  retention_seconds=7 * 86400, fsync=False, clock=None,
