@@ -117,6 +117,17 @@ class Bounds(LinkTest):
         self.assertEqual(len(self.made), 2)
 
 
+    def test_aborted_between_a_transactions_statements_the_rest_fails(self):
+        with self.assertRaises(pglink.LinkHung):
+            with self.link.transaction():
+                self.link.execute("SELECT 1")
+                self.now += 10
+                self.assertTrue(self.link.abort_if_overdue())
+                self.link.execute("SELECT 2")     # never on a new connection
+        self.assertEqual(len(self.made), 1)
+        self.link.execute("SELECT 3")
+        self.assertEqual(len(self.made), 2)
+
 class Watching(LinkTest):
 
     def test_the_watchdog_aborts_only_the_overdue(self):

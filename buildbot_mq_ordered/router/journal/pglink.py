@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-# seconds: connecting, and a sent request unacknowledged by the peer
-CONNECT_TIMEOUT = 5
+# seconds a sent request may stay unacknowledged by the peer
 USER_TIMEOUT = 5
 # seconds a transaction left idle lives on the server (every write is one
 # statement; only loads and the layout's creation open transactions)
@@ -38,11 +37,13 @@ ANSWER_MARGIN = 2
 class Limits:
     """One connection's limits, in seconds: how long the server runs one
     statement (``statement_timeout``) and waits for one lock
-    (``lock_timeout``); ``bound``: how long one operation may take, answer
-    included, before its link counts as hung."""
+    (``lock_timeout``); connecting (libpq's least is 2); ``bound``: how
+    long one operation may take, answer included, before its link counts
+    as hung."""
     role: str
     statement: float
     lock: float
+    connect: int = 5
 
     @property
     def bound(self):
@@ -59,11 +60,11 @@ class Limits:
 # appends hold the lease row for the statement's length: no longer than a lease
 WRITER = Limits('writer', statement=3, lock=1)
 # one row by its key: the reactor may be waiting
-LOOKUPS = Limits('lookups', statement=1, lock=0.5)
+LOOKUPS = Limits('lookups', statement=1, lock=0.5, connect=2)
 # a replay of up to a few MiB
 READER = Limits('reader', statement=10, lock=1)
 # a take-over never queues long behind a statement holding the lease row
-LEASE = Limits('lease', statement=1, lock=0.5)
+LEASE = Limits('lease', statement=1, lock=0.5, connect=2)
 
 
 class LinkHung(psycopg.OperationalError):
@@ -76,7 +77,7 @@ def connect(url, limits):
     (options given in the URL come after ours, and win)."""
     given = conninfo_to_dict(url).get('options')
     return psycopg.connect(
-        url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+        url, autocommit=True, connect_timeout=limits.connect,
         keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=3,
         tcp_user_timeout=USER_TIMEOUT * 1000, application_name='buildbot-mq-ordered',
         options=' '.join(o for o in (limits.options(), given) if o))
@@ -116,7 +117,14 @@ class Link:
     def operation(self, bound=None):
         """The connection, for one bounded operation (nested ones join it)."""
         bound = bound or self.limits.bound
-        conn = self.get()
+        hung = LinkHung(f"no answer within {bound:g}s on the {self.limits.role} "
+                        "connection: aborted it")
+        if self._depth:     # inside another: the same connection, or none
+            if self._aborted:
+                raise hung
+            conn = self._conn
+        else:
+            conn = self.get()
         with self._lock:
             if self._depth == 0:
                 self._deadline = self._now() + bound
@@ -125,8 +133,7 @@ class Link:
             yield conn
         except psycopg.Error as e:
             if self._aborted:
-                raise LinkHung(f"no answer within {bound:g}s on the {self.limits.role} "
-                               "connection: aborted it") from e
+                raise hung from e
             raise
         finally:
             with self._lock:

@@ -145,9 +145,11 @@ class PostgresJournal(BaseJournal):
                 [('stream_id', str(uuid.uuid4())), ('last_pos', '0'),
                  ('schema_version', str(SCHEMA_VERSION))])
 
-    def reader_connection(self):
-        """The replay reader's connection (its thread's)."""
-        return pglink.Link(self.url, pglink.READER, self.watchdog)
+    def reader_connection(self, purpose='replay'):
+        """A reading thread's connection: replays', or key lookups' (their
+        shorter limits: a lookup holds a submit up)."""
+        limits = pglink.LOOKUPS if purpose == 'lookups' else pglink.READER
+        return pglink.Link(self.url, limits, self.watchdog)
 
     def new_connection(self):
         """The lease keeper's connection (its thread's)."""
