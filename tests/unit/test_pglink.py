@@ -74,7 +74,7 @@ class Bounds(LinkTest):
         self.hang(pglink.WRITER.bound + 0.1)
         with self.assertRaises(pglink.LinkHung) as e:
             self.link.execute("SELECT 2")
-        self.assertIn('no answer within 5s on the writer connection', str(e.exception))
+        self.assertIn('no answer within 4s on the writer connection', str(e.exception))
         self.assertEqual(self.link.execute("SELECT 3"), "SELECT 3")
         self.assertEqual(len(self.made), 2)
         self.assertTrue(self.made[0].closed)
@@ -95,8 +95,8 @@ class Bounds(LinkTest):
     def test_a_transaction_is_one_operation_with_one_bound(self):
         with self.link.transaction():
             self.now += 3
-            self.link.execute("SELECT 1")      # joins: 3 s into a 5 s bound
-            self.now += 2.5
+            self.link.execute("SELECT 1")      # joins: 3 s into a 4 s bound
+            self.now += 1.5
             self.assertTrue(self.link.abort_if_overdue())
         self.assertFalse(self.link.abort_if_overdue())   # once, and over
 
@@ -139,7 +139,7 @@ class Watching(LinkTest):
             dog.watch(link)
             link.get()
         with self.link.operation(), other.operation():
-            self.now += 6                      # past the writer's 5 s, not the reader's 12
+            self.now += 6                      # past the writer's 4 s, not the reader's 11
             self.assertEqual(dog.check(), 1)
             self.assertEqual(dog.check(), 0)
         self.assertEqual(dog.aborted, 1)

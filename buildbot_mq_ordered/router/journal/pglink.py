@@ -7,7 +7,7 @@ enforces from outside by shutting the connection's socket down.
 The server's limits end what the server runs; the bound ends a wait for an
 answer that cannot come (a link that accepts and forwards nothing, whose
 keepalives and user timeout a proxy's kernel satisfies). It is the
-server's limit plus two seconds, so a slow statement ends with the
+server's limit plus a second, so a slow statement ends with the
 server's own error and the connection is kept.
 """
 
@@ -30,7 +30,7 @@ IDLE_IN_TRANSACTION = 3
 # session ends within seconds, not the two hours of the kernel's default
 SERVER_KEEPALIVE = '-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 ' \
                    '-c tcp_keepalives_count=3'
-ANSWER_MARGIN = 2
+ANSWER_MARGIN = 1
 
 
 @dataclass(frozen=True)
