@@ -10,8 +10,8 @@ Connections are made on first use and again after one broke (a restarted
 server, a cut network), each with limits on the server and a bound on
 every call (pglink.py) that a watchdog thread enforces (watchdog.py): no
 stall of the server, of the link or of this router keeps a thread, or a
-lock on the server, for ever. Appends and prunes are one statement each
-(pgwrites.py).
+lock on the server, for ever. No lock a take-over needs outlives a
+statement (pgwrites.py).
 """
 
 import uuid
@@ -95,7 +95,7 @@ class PostgresJournal(BaseJournal):
         return lease.Deposed(f"the lease of term {term} on {self.name} is over")
 
     def append_batches(self, batches):
-        """``BaseJournal.append_batches`` in one statement (pgwrites.py)."""
+        """``BaseJournal.append_batches``, fenced in one statement (pgwrites.py)."""
         batches = [b for b in batches if b[0]]
         if not batches:
             return
