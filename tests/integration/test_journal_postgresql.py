@@ -3,6 +3,7 @@
 has (its schema row, several routers, the lease's fencing, a hung link)."""
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -137,15 +138,10 @@ class HangingProxy:
         threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
     def _pump(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
+        with contextlib.suppress(OSError):
+            for data in iter(functools.partial(src.recv, 65536), b''):
                 if dst is not None and not self.hung.is_set():
                     dst.sendall(data)
-        except OSError:
-            pass
 
     def hang(self):
         self.hung.set()

@@ -23,6 +23,7 @@ nothing that a take-over needs.
 """
 
 import contextlib
+from itertools import accumulate
 
 import psycopg
 from psycopg import ClientCursor
@@ -105,23 +106,15 @@ def append_args(batches):
     entries' columns, their data as one string of bytes (each entry's
     start and size in it: one parameter, not an array of them, which
     psycopg adapts several times slower), each producer's last mark."""
-    cols = {'pos': [], 'seq': [], 'key': [], 'start': [], 'size': []}
-    data = []
-    start = 1     # SQL counts from 1
-    texts = {}
-    marks = {}
-    for entries, producer, mark in batches:
-        for pos, seq, key, value in entries:
-            text = texts.get(key)
-            if text is None:
-                text = texts[key] = key_text(key)
-            for name, x in (('pos', pos), ('seq', seq), ('key', text), ('start', start),
-                            ('size', len(value))):
-                cols[name].append(x)
-            data.append(value)
-            start += len(value)
-        marks[producer] = mark
-    return dict(cols, data=b''.join(data), producers=list(marks), marks=list(marks.values()))
+    entries = [entry for batch in batches for entry in batch[0]]
+    texts = {key: key_text(key) for key in {entry[2] for entry in entries}}
+    sizes = [len(entry[3]) for entry in entries]
+    marks = {producer: mark for _, producer, mark in batches}
+    return {'pos': [entry[0] for entry in entries], 'seq': [entry[1] for entry in entries],
+            'key': [texts[entry[2]] for entry in entries],
+            'start': list(accumulate(sizes[:-1], initial=1)),    # SQL counts from 1
+            'size': sizes, 'data': b''.join(entry[3] for entry in entries),
+            'producers': list(marks), 'marks': list(marks.values())}
 
 
 def fence(term):
