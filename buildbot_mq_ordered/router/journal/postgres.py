@@ -61,6 +61,7 @@ class PostgresJournal(BaseJournal):
         self.watchdog = Watchdog()
         self._writer = pglink.Link(url, pglink.WRITER, self.watchdog)
         self._lookups = pglink.Link(url, pglink.LOOKUPS, self.watchdog)
+        self._staging = pgwrites.Staging()     # the writer's session's
         try:
             self._create()
             self.load()
@@ -101,7 +102,7 @@ class PostgresJournal(BaseJournal):
             return
         term = self._fencing_term()
         with self._writer.operation() as db:
-            if not pgwrites.append(db, batches, self._clock(), term):
+            if not pgwrites.append(db, batches, self._clock(), term, self._staging):
                 raise self._over(term)
         if self.first_pos > self.last_pos:
             self.first_pos = batches[0][0][0][0]
