@@ -82,6 +82,16 @@ class PostgreSQLOnly(OnPostgreSQL, JournalTest):
         self.assertGreater(lease.renew(db.get(), b.term, 60), 59)
         self.assertEqual([e[0] for e in b.read(1, 10)], [1, 2])
 
+    def test_a_failed_append_leaves_nothing_for_the_next(self):
+        # its batch was staged, then refused: the next append writes its own only
+        j = self.open()
+        j.append([(1, 1, ('a',), b'1')], 'p', 1)
+        with self.assertRaises(psycopg.errors.UniqueViolation):
+            j.append_batches([([(1, 1, ('b',), b'x'), (2, 1, ('c',), b'y')], 'q', 9)])
+        j.append([(2, 2, ('a',), b'2')], 'p', 2)
+        self.assertEqual(j.read(1, 10), [[1, 1, ['a'], b'1'], [2, 2, ['a'], b'2']])
+        self.assertEqual((j.producer_marks(), j.last_seq(('c',))), ({'p': 2}, 0))
+
     def test_a_broken_connection_is_made_again(self):
         j = self.open()
         j.append([(1, 1, ('a',), b'1')], 'p', 1)
