@@ -40,6 +40,11 @@ CREATE INDEX IF NOT EXISTS producers_ts ON producers (ts);
 SCHEMA_LOCK = 0x626d6f2d73636865
 
 
+def connect(url):
+    """A connection with the writer's limits (the router's preflight)."""
+    return pglink.connect(url, pglink.WRITER)
+
+
 class PostgresJournal(BaseJournal):
     """The PostgreSQL backend: owns the writer's and the lookups'
     connections and their watchdog, the layout (made once, under a lock,
