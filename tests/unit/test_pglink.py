@@ -131,7 +131,7 @@ class Bounds(LinkTest):
 class Watching(LinkTest):
 
     def test_the_watchdog_aborts_only_the_overdue(self):
-        dog = Watchdog(every=3600)   # its thread never checks during the test
+        dog = Watchdog(now=lambda: self.now)    # not started: the test checks
         self.addCleanup(dog.stop)
         other = pglink.Link('postgresql://x/y', pglink.READER, connect=self.connect,
                             now=lambda: self.now)
@@ -143,3 +143,20 @@ class Watching(LinkTest):
             self.assertEqual(dog.check(), 1)
             self.assertEqual(dog.check(), 0)
         self.assertEqual(dog.aborted, 1)
+
+    def test_a_late_check_aborts_nothing_and_moves_the_deadlines(self):
+        # the process was stopped: the answer may be waiting in the socket
+        dog = Watchdog(every=0.25, now=lambda: self.now)
+        dog.watch(self.link)
+        dog.check()
+        with self.link.operation():
+            self.now += 0.25
+            self.assertEqual(dog.check(), 0)
+            self.now += 8                      # a host frozen 8 s
+            self.assertEqual(dog.check(), 0)
+            checks = []
+            while not dog.check() and len(checks) < 100:
+                self.now += 0.25
+                checks.append(self.now)
+        # 4 s bound, moved by the 7.75 s missed: aborted 11.75 s in, not 8.5
+        self.assertEqual(checks[-1], 100 + 0.25 + 8 + 3.5)

@@ -163,6 +163,12 @@ class Link:
                 _shut(self._sock)
             return True
 
+    def postpone(self, seconds):
+        """The operation under way, if any, may take seconds more."""
+        with self._lock:
+            if self._deadline is not None:
+                self._deadline += seconds
+
     def close(self):
         with self._lock:
             conn, sock, self._conn, self._sock = self._conn, self._sock, None, None

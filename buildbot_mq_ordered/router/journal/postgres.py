@@ -64,6 +64,7 @@ class PostgresJournal(BaseJournal):
         self.fenced = False
         self.term = None
         self.watchdog = Watchdog()
+        self.watchdog.start()
         self._writer = pglink.Link(url, pglink.WRITER, self.watchdog)
         self._lookups = pglink.Link(url, pglink.LOOKUPS, self.watchdog)
         self._staging = pgwrites.Staging()     # the writer's session's

@@ -3,10 +3,13 @@ CHECK_EVERY seconds it aborts those whose operation outlasted its bound.
 
 A thread of its own, not a call on the reactor: the reactor may be the
 very thread a hung call holds (a key lookup runs on it), and a check
-that waits for the reactor would wait for the hang.
+that waits for the reactor would wait for the hang. A check that comes
+late - the whole process was stopped, a host frozen - aborts nothing but
+moves every deadline by what it missed: the answer may be waiting.
 """
 
 import threading
+import time
 import weakref
 
 CHECK_EVERY = 0.25
@@ -14,11 +17,13 @@ CHECK_EVERY = 0.25
 
 class Watchdog:
     """Owns the set of watched links and the thread that checks them; the
-    journal makes it, links join it when made (``watch``) and leave it when
-    dropped; ``stop`` ends the thread (a later ``watch`` starts it again)."""
+    journal makes and starts it, links join it when made (``watch``) and
+    leave it when dropped; ``stop`` ends the thread."""
 
-    def __init__(self, every=CHECK_EVERY):
+    def __init__(self, every=CHECK_EVERY, now=time.monotonic):
         self.every = every
+        self._now = now
+        self._last = None       # when the last check ran
         self._links = weakref.WeakSet()
         self._lock = threading.Lock()
         self._stopping = None
@@ -27,6 +32,9 @@ class Watchdog:
     def watch(self, link):
         with self._lock:
             self._links.add(link)
+
+    def start(self):
+        with self._lock:
             if self._stopping is None:
                 self._stopping = threading.Event()
                 threading.Thread(target=self._run, args=(self._stopping,),
@@ -36,6 +44,13 @@ class Watchdog:
         """Abort every watched link past its bound; how many were."""
         with self._lock:
             links = list(self._links)
+        now = self._now()
+        missed = 0 if self._last is None else now - self._last - self.every
+        self._last = now
+        if missed > self.every:
+            for link in links:
+                link.postpone(missed)
+            return 0
         n = sum(1 for link in links if link.abort_if_overdue())
         self.aborted += n
         return n
