@@ -5,9 +5,18 @@ decisions are ``Lease``'s (leadership.py).
 
 ``owner.lead(term)`` when this router takes the lead, ``owner.step_down(
 term, reason)`` at once when it loses it: a renewal refused or failed (the
-database is away) or not answered before the lease would run out.
+database is away) or not answered before the lease would run out. An
+answer that the lease's row is busy (a lock or statement timeout: a commit
+under way holds it) is no answer: a candidate tries again next time, a
+leader keeps its lease until it runs out. Every call is bounded (the
+journal's watchdog aborts a hung one), so a hung link never keeps the
+keeper from trying again.
+
+Its decisions use a monotonic clock (``clock``'s in tests): a wall clock
+stepped back must not lengthen a lease.
 """
 
+import time
 import uuid
 
 from twisted.internet import defer
@@ -26,16 +35,20 @@ class LeaseKeeper:
     connection of their own). ``Leadership`` makes and starts it, and is
     its owner: told ``lead(term)`` and ``step_down(term, reason)``."""
 
-    def __init__(self, journal, owner, log, clock=None):
+    def __init__(self, journal, owner, log, clock=None, run=None):
+        """``run(f, *args)``: runs a call and returns a Deferred (unit tests);
+        default: the keeper's thread."""
         from twisted.internet import reactor
         self.journal = journal
         self.owner = owner
         self.log = log
         self.clock = clock or reactor
+        self._now = time.monotonic if clock is None else clock.seconds
         self.lease = Lease()
         self.holder = str(uuid.uuid4())
         self._conn = journal.new_connection()
         self._thread = OneThread('journal-lease')
+        self._call = run or self._thread.run
         self._loop = task.LoopingCall(self._tick)
         self._loop.clock = self.clock
         self._asking = False
@@ -46,34 +59,38 @@ class LeaseKeeper:
         self._loop.start(RENEW_EVERY, now=True)
 
     def _run(self, f, *args):
-        return self._thread.run(lambda: f(self._conn.get(), *args))
+        return self._call(f, self._conn, *args)
 
     def _tick(self):
-        now = self.clock.seconds()
+        now = self._now()
         if self.lease.expired(now):
             self.lose("its lease was not renewed in time")
         if self._asking:
             return
         self._asking = True
-        if self.lease.leading:
+        leading = self.lease.leading
+        if leading:
             term = self.lease.term
             d = self._run(lease_sql.renew, term, self.lease.seconds)
             d.addCallback(self._renewed, term, now)
         else:
             d = self._run(lease_sql.acquire, self.holder, self.lease.seconds)
             d.addCallback(self._acquired, now)
-        d.addErrback(self._failed)
-        d.addBoth(self._asked)
+        d.addErrback(self._failed, now)
+        d.addBoth(self._asked, leading)
 
-    def _asked(self, _):
+    def _asked(self, _, was_leading):
         self._asking = False
+        # a grant that came late: renew now, not after it ran out
+        if not was_leading and self.lease.renew_due(self._now()):
+            self._tick()
 
-    def _renewed(self, ok, term, asked_at):
+    def _renewed(self, remaining, term, asked_at):
         self._reconnected()
-        if not ok and term == self.lease.term:
+        if remaining is None and term == self.lease.term:
             self.lose("another router took its lease over")
-        elif ok:
-            self.lease.renewed(term, asked_at)
+        elif remaining is not None:
+            self.lease.renewed(term, asked_at, remaining)
 
     def leader_alive(self):
         """This router leads, or the last try to take the lead found another
@@ -81,14 +98,15 @@ class LeaseKeeper:
         if self.lease.leading:
             return True
         seen = self.other_leads_at
-        return seen is not None and self.clock.seconds() - seen < 2 * RENEW_EVERY + 1
+        return seen is not None and self._now() - seen < 2 * RENEW_EVERY + 1
 
-    def _acquired(self, term, asked_at):
+    def _acquired(self, grant, asked_at):
         self._reconnected()
-        if term is None:
+        if grant is None:
             self.other_leads_at = asked_at
         else:
-            self.lease.acquired(term, asked_at)
+            term = grant.term
+            self.lease.acquired(term, asked_at, grant.remaining)
             d = defer.maybeDeferred(self.owner.lead, term)
             d.addErrback(self._lead_failed, term)
 
@@ -98,7 +116,12 @@ class LeaseKeeper:
         if self.lease.term == term:
             self.lose("taking the lead failed")
 
-    def _failed(self, failure):
+    def _failed(self, failure, asked_at):
+        if lease_sql.busy(failure.value):
+            # a commit under way holds the row: a leader is at work
+            if not self.lease.leading:
+                self.other_leads_at = asked_at
+            return
         self._conn.close()    # a new connection next time
         if self.lease.leading:
             self.lose(f"the journal's database is away ({failure.getErrorMessage()})")
@@ -127,7 +150,7 @@ class LeaseKeeper:
         self._thread.stop()     # waits for a request under way
         if term is not None:
             try:
-                lease_sql.release(self._conn.get(), term)
+                lease_sql.release(self._conn, term)
             except Exception as e:
                 self.log.warn("sequencer: could not release the lease of term {term} "
                               "({err}); it runs out by itself", term=term, err=e)

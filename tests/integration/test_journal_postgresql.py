@@ -1,19 +1,38 @@
 """Journal on PostgreSQL: the interface's tests
 (tests/support/journalcases.py) on a real server, and what only PostgreSQL
-has (its schema row, several routers, the lease's fencing)."""
+has (its schema row, several routers, the lease's fencing, a hung link)."""
 
+import contextlib
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+
+from twisted.internet import defer
+from twisted.internet import threads
 
 from buildbot_mq_ordered.router import journal as journal_module
 from buildbot_mq_ordered.router import journalurl
 from buildbot_mq_ordered.router.journal import lease
 from buildbot_mq_ordered.router.journal import open_journal
+from buildbot_mq_ordered.router.journal import pglink
 from buildbot_mq_ordered.router.journal import postgres
+from buildbot_mq_ordered.router.journal.watchdog import CHECK_EVERY
 from tests.support.journalcases import Basics
 from tests.support.journalcases import JournalTest
 from tests.support.journalcases import OnPostgreSQL
 from tests.support.journalcases import Persistence
 from tests.support.journalcases import Retention
+from tests.support.ha import poll
 from tests.support.journalcases import StreamId
+from tests.support.pgutil import journal_rows
+from tests.support.util import with_timeout
 
 
 class PostgreSQLOnly(OnPostgreSQL, JournalTest):
@@ -46,22 +65,32 @@ class PostgreSQLOnly(OnPostgreSQL, JournalTest):
             j.fenced = True
         db = a.new_connection()
         self.addCleanup(db.close)
-        a.term = lease.acquire(db.get(), 'router-a', 60)
+        a.term = lease.acquire(db.get(), 'router-a', 60).term
         self.assertIsNone(lease.acquire(db.get(), 'router-b', 60))   # a's runs
         a.append([(1, 1, ('k',), b'1')], 'p', 1)
         with self.assertRaises(lease.Deposed):     # b leads nothing yet
             b.append([(2, 2, ('k',), b'2')], 'p', 2)
         lease.release(db.get(), a.term)            # as if it ran out
-        b.term = lease.acquire(db.get(), 'router-b', 60)
+        b.term = lease.acquire(db.get(), 'router-b', 60).term
         self.assertEqual(b.term, a.term + 1)
-        self.assertFalse(lease.renew(db.get(), a.term, 60))
+        self.assertIsNone(lease.renew(db.get(), a.term, 60))
         with self.assertRaises(lease.Deposed):
             a.append([(2, 2, ('k',), b'2')], 'p', 2)
         b.load()
         self.assertEqual(b.last_pos, 1)
         b.append([(2, 2, ('k',), b'2')], 'p', 2)
-        self.assertTrue(lease.renew(db.get(), b.term, 60))
+        self.assertGreater(lease.renew(db.get(), b.term, 60), 59)
         self.assertEqual([e[0] for e in b.read(1, 10)], [1, 2])
+
+    def test_a_failed_append_leaves_nothing_for_the_next(self):
+        # its batch was staged, then refused: the next append writes its own only
+        j = self.open()
+        j.append([(1, 1, ('a',), b'1')], 'p', 1)
+        with self.assertRaises(psycopg.errors.UniqueViolation):
+            j.append_batches([([(1, 1, ('b',), b'x'), (2, 1, ('c',), b'y')], 'q', 9)])
+        j.append([(2, 2, ('a',), b'2')], 'p', 2)
+        self.assertEqual(j.read(1, 10), [[1, 1, ['a'], b'1'], [2, 2, ['a'], b'2']])
+        self.assertEqual((j.producer_marks(), j.last_seq(('c',))), ({'p': 2}, 0))
 
     def test_a_broken_connection_is_made_again(self):
         j = self.open()
@@ -77,3 +106,187 @@ for _tests in (Basics, StreamId, Persistence, Retention):
     _name = _tests.__name__ + 'PostgreSQL'
     globals()[_name] = type(_name, (OnPostgreSQL, _tests, JournalTest), {})
 del _tests, _name
+
+
+class HangingProxy:
+    """A TCP proxy to PostgreSQL on loopback that can hang: from ``hang()``
+    on it forwards nothing either way, on the connections it has and on
+    those it accepts (its kernel still acknowledges what arrives, as a
+    stalled middlebox's does), until ``resume()`` drops them all."""
+
+    def __init__(self, target_port):
+        self.target = ('127.0.0.1', target_port)
+        self.hung = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets = []
+        self._listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, url):
+        """url, through this proxy."""
+        host_port = url.split('@', 1)[1].split('/', 1)[0]
+        return url.replace(f'@{host_port}/', f'@127.0.0.1:{self.port}/')
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = None
+            if not self.hung.is_set():
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [s for s in (client, upstream) if s is not None]
+            self._start(client, upstream)
+            if upstream is not None:
+                self._start(upstream, client)
+
+    def _start(self, src, dst):
+        threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        with contextlib.suppress(OSError):
+            for data in iter(functools.partial(src.recv, 65536), b''):
+                if dst is not None and not self.hung.is_set():
+                    dst.sendall(data)
+
+    def hang(self):
+        self.hung.set()
+
+    def resume(self):
+        with self._lock:
+            dropped, self._sockets = self._sockets, []
+        self.hung.clear()
+        for s in dropped:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self):
+        self._listener.close()
+        self.resume()
+
+
+class HungLink(OnPostgreSQL, JournalTest):
+    """The link to the server hangs (a proxy that accepts and forwards
+    nothing): every call on every connection fails within its bound, and
+    once the link is back the journal works again on new connections."""
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_every_call_fails_within_its_bound_and_works_again_after(self):
+        proxy = HangingProxy(int(self.path.split('@', 1)[1].split('/')[0].rsplit(':', 1)[1]))
+        self.addCleanup(proxy.close)
+        j = self.open(proxy.url(self.path))
+        j.fenced = True
+        keeper = j.new_connection()
+        self.addCleanup(keeper.close)
+        j.term = lease.acquire(keeper, 'router-a', 60).term
+        j.append([(1, 1, ('a',), b'1')], 'p', 1)
+        self.assertEqual(j.last_seq(('a',)), 1)
+        proxy.hang()
+        calls = {'writer': (pglink.WRITER, j.append, [(2, 2, ('a',), b'2')], 'p', 2),
+                 'lookups': (pglink.LOOKUPS, j.last_seq, ('a',)),
+                 'lease': (pglink.LEASE, lease.renew, keeper, j.term, 60)}
+
+        def timed(f, *args):
+            began = time.monotonic()
+            try:
+                f(*args)
+            except pglink.LinkHung as e:
+                return time.monotonic() - began, str(e)
+            return time.monotonic() - began, 'answered'
+        took = yield defer.gatherResults([threads.deferToThread(timed, *c[1:])
+                                          for c in calls.values()])
+        for (name, (limits, *_)), (seconds, said) in zip(calls.items(), took):
+            print(f"\n{name}: failed after {seconds:.2f} s ({said})")
+            self.assertIn(f'on the {name} connection', said)
+            self.assertGreaterEqual(seconds, limits.bound)
+            self.assertLess(seconds, limits.bound + 2 * CHECK_EVERY + 0.5)
+        proxy.resume()
+        self.assertIsNotNone(lease.renew(keeper, j.term, 60))
+        j.append([(2, 2, ('a',), b'2')], 'p', 2)
+        self.assertEqual(j.last_seq(('a',)), 2)
+        self.assertEqual([e[0] for e in j.read(1, 10)], [1, 2])
+
+
+# a leader's journal writing flat out, in a process of its own
+APPENDER = """
+import sys
+from buildbot_mq_ordered.router.journal import lease, open_journal
+j = open_journal(sys.argv[1])
+j.fenced = True
+conn = j.new_connection()
+j.term = lease.acquire(conn.get(), 'stopped', 60).term
+pos = 0
+while True:
+    batch = [(pos + i, pos + i, ('k', str(i % 7)), b'x' * 200) for i in range(1, 101)]
+    try:
+        j.append_batches([(batch, 'p', pos + 100)])
+    except lease.Deposed:
+        print('deposed', flush=True)
+        break
+    pos += 100
+    if pos == 2000:
+        print(j.term, flush=True)
+"""
+
+
+class StoppedWriter(OnPostgreSQL, JournalTest):
+    """A leader stopped (SIGSTOP) in the middle of writing holds no lock on
+    the lease's row: stopped at STOPS moments, the row is free each time,
+    and another router takes the lease at once."""
+
+    timeout = 60
+    STOPS = 5
+
+    @defer.inlineCallbacks
+    def test_a_stopped_writer_holds_no_lock_on_the_lease(self):
+        self.open()     # the layout
+        proc = subprocess.Popen([sys.executable, '-c', APPENDER, self.path],
+                                stdout=subprocess.PIPE, text=True)
+        self.addCleanup(proc.wait, 10)
+        self.addCleanup(proc.kill)
+        self.addCleanup(os.kill, proc.pid, signal.SIGCONT)
+        line = yield with_timeout(threads.deferToThread(proc.stdout.readline), 15,
+                                  "the appender's 20th batch")
+        term = int(line)
+        link = pglink.Link(self.path, pglink.LEASE)
+        self.addCleanup(link.close)
+        took = []
+        for _ in range(self.STOPS):
+            # a moment of the appender's own: once it wrote more
+            head = self.head()
+            yield poll(lambda: threads.deferToThread(self.head).addCallback(
+                lambda now: now >= head + 300), 10, "the appender writing on")
+            os.kill(proc.pid, signal.SIGSTOP)
+            took.append(self.row_free_after(link))
+            os.kill(proc.pid, signal.SIGCONT)
+        os.kill(proc.pid, signal.SIGSTOP)
+        lease.release(link, term)
+        self.assertEqual(lease.acquire(link, 'other', 60).term, term + 1)
+        print(f"\nlease row free {max(took) * 1000:.0f} ms at worst after the writer stopped")
+        self.assertLess(max(took), pglink.LEASE.lock)
+        os.kill(proc.pid, signal.SIGCONT)
+        line = yield with_timeout(threads.deferToThread(proc.stdout.readline), 15,
+                                  "the woken appender's next commit")
+        self.assertEqual(line.strip(), 'deposed')
+        rows = journal_rows(self.path, "SELECT pos FROM entries ORDER BY pos")
+        self.assertEqual([r[0] for r in rows], list(range(1, len(rows) + 1)))
+
+    def head(self):
+        return int(journal_rows(self.path, "SELECT value FROM meta WHERE name = 'last_pos'")[0][0])
+
+    def row_free_after(self, link):
+        """Seconds until the lease's row can be locked (a take-over's lock)."""
+        stopped = time.monotonic()
+        while True:
+            try:
+                link.execute("SELECT FROM lease WHERE id = 1 FOR NO KEY UPDATE")
+                return time.monotonic() - stopped
+            except psycopg.errors.LockNotAvailable:     # lock_timeout: 0.5 s
+                self.assertLess(time.monotonic() - stopped, 5, "the row stays locked")

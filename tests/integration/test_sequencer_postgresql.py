@@ -23,7 +23,7 @@ class SteppingDown(unittest.TestCase):
         db = s.journal.new_connection()
         self.addCleanup(db.close)
         leadership = s.leadership
-        leadership.term = s.journal.term = lease.acquire(db.get(), 'me', 60)
+        leadership.term = s.journal.term = lease.acquire(db.get(), 'me', 60).term
         self.assertEqual(self.successResultOf(s.submit('p', [[1, ['a'], b'1']])), [1, 1])
         self.assertEqual(s.info()['term'], leadership.term)
         leadership.step_down(leadership.term, "its lease was not renewed in time")

@@ -6,10 +6,18 @@ expiry on the database's clock (no clock of a router counts).
 - ``renew``: the leader pushes the expiry out, if the lease is still its
   term and not expired;
 - ``release``: a leader stopping cleanly lets the next one in at once;
-- ``FENCE``: run first in every writing transaction; it takes the row with
-  FOR SHARE, so a take-over waits for a commit under way, and a commit after
-  the take-over finds another term and writes nothing.
+- ``FENCE``: the row while ``term`` leads. An append (pgwrites.py) reads
+  it FOR SHARE in the one statement that writes, so a take-over waits for
+  that statement and no longer, and a write after the take-over finds
+  another term and writes nothing.
+
+``acquire`` and ``renew`` lock the row first, then set the expiry: a
+lease counts from when it is granted, not from when it was asked for (an
+UPDATE alone computes its new row before it waits for the lock). Both
+answer how long the lease has left on the database's clock.
 """
+
+from collections import namedtuple
 
 LEASE_TABLE = """
 CREATE TABLE IF NOT EXISTS lease (
@@ -17,9 +25,13 @@ CREATE TABLE IF NOT EXISTS lease (
     holder TEXT NOT NULL, expires TIMESTAMPTZ NOT NULL);
 INSERT INTO lease VALUES (1, 0, '', '-infinity') ON CONFLICT DO NOTHING
 """
-FENCE = ("SELECT 1 FROM lease WHERE id = 1 AND term = %s AND expires > clock_timestamp() "
-         "FOR SHARE")
-_UNTIL = "clock_timestamp() + %s * interval '1 second'"
+FENCE = ("SELECT FROM lease WHERE id = 1 AND term = %(term)s "
+         "AND expires > clock_timestamp()")
+_UNTIL = "clock_timestamp() + %(seconds)s * interval '1 second'"
+_LEFT = "extract(epoch FROM expires - clock_timestamp())::float8"
+
+# a term granted, and the seconds its lease had left when the answer left
+Grant = namedtuple('Grant', 'term remaining')
 
 
 class Deposed(Exception):
@@ -27,21 +39,36 @@ class Deposed(Exception):
 
 
 def acquire(db, holder, seconds):
-    """The new term, or None while another router's lease runs."""
+    """The new term's ``Grant``, or None while another router's lease runs."""
     row = db.execute(
-        f"UPDATE lease SET term = term + 1, holder = %s, expires = {_UNTIL} "
-        "WHERE id = 1 AND expires <= clock_timestamp() RETURNING term",
-        (holder, seconds)).fetchone()
-    return row[0] if row else None
+        "WITH free AS (SELECT id FROM lease WHERE id = 1 "
+        "              AND expires <= clock_timestamp() FOR NO KEY UPDATE) "
+        f"UPDATE lease SET term = term + 1, holder = %(holder)s, expires = {_UNTIL} "
+        f"FROM free WHERE lease.id = free.id RETURNING term, {_LEFT}",
+        {'holder': holder, 'seconds': seconds}).fetchone()
+    return Grant(*row) if row else None
 
 
 def renew(db, term, seconds):
-    """True if the lease is still ``term``'s and now runs ``seconds`` more."""
-    return db.execute(
-        f"UPDATE lease SET expires = {_UNTIL} "
-        "WHERE id = 1 AND term = %s AND expires > clock_timestamp() RETURNING term",
-        (seconds, term)).fetchone() is not None
+    """The seconds the lease has left if it is still ``term``'s and now runs
+    ``seconds`` more; None if it is not."""
+    row = db.execute(
+        f"WITH mine AS ({FENCE} FOR NO KEY UPDATE) "
+        f"UPDATE lease SET expires = {_UNTIL} FROM mine WHERE lease.id = 1 "
+        f"RETURNING {_LEFT}",
+        {'term': term, 'seconds': seconds}).fetchone()
+    return row[0] if row else None
 
 
 def release(db, term):
-    db.execute("UPDATE lease SET expires = '-infinity' WHERE id = 1 AND term = %s", (term,))
+    db.execute("UPDATE lease SET expires = '-infinity' WHERE id = 1 AND term = %(term)s",
+               {'term': term})
+
+
+# SQLSTATEs of a lock or statement timeout: the row was busy, nothing broke
+BUSY = ('55P03', '57014')
+
+
+def busy(error):
+    """True if error says the lease's row was busy (the connection is fine)."""
+    return getattr(error, 'sqlstate', None) in BUSY

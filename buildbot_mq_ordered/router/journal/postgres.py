@@ -7,18 +7,22 @@ lock (routers starting together), and versioned by a ``schema_version``
 row in ``meta``; a newer one is refused naming the database.
 
 Connections are made on first use and again after one broke (a restarted
-server, a cut network): each has TCP keepalives and a user timeout, so a
-vanished server is noticed within seconds, not hours.
+server, a cut network), each with limits on the server and a bound on
+every call (pglink.py) that a watchdog thread enforces (watchdog.py): no
+stall of the server, of the link or of this router keeps a thread, or a
+lock on the server, for ever. No lock a take-over needs outlives a
+statement (pgwrites.py).
 """
 
 import uuid
 
-import psycopg
-
 from buildbot_mq_ordered.router import journalurl
 from buildbot_mq_ordered.router.journal import lease
+from buildbot_mq_ordered.router.journal import pglink
+from buildbot_mq_ordered.router.journal import pgwrites
 from buildbot_mq_ordered.router.journal.base import BaseJournal
 from buildbot_mq_ordered.router.journal.base import JournalVersionError
+from buildbot_mq_ordered.router.journal.watchdog import Watchdog
 
 SCHEMA_VERSION = 1
 TABLES = """
@@ -34,49 +38,20 @@ CREATE INDEX IF NOT EXISTS producers_ts ON producers (ts);
 """
 # pg_advisory_xact_lock's key while the layout is made: 'bmo-sche'
 SCHEMA_LOCK = 0x626d6f2d73636865
-# seconds: connecting, and a sent request unanswered, before it counts as lost
-CONNECT_TIMEOUT = 5
-USER_TIMEOUT = 5
-# seconds the server keeps a transaction whose router went silent: its lock
-# on the lease row would hold a take-over back (the server's own keepalive
-# notices a vanished host only after two hours)
-IDLE_IN_TRANSACTION = 3
 
 
 def connect(url):
-    """A connection in autocommit (transactions are explicit)."""
-    return psycopg.connect(
-        url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-        keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=3,
-        tcp_user_timeout=USER_TIMEOUT * 1000, application_name='buildbot-mq-ordered',
-        options=f'-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION * 1000}')
-
-
-class _Connection:
-    """A connection made when first needed, and again once it broke."""
-
-    def __init__(self, url):
-        self._url = url
-        self._conn = None
-
-    def get(self):
-        if self._conn is None or self._conn.closed:
-            self._conn = connect(self._url)
-        return self._conn
-
-    def close(self):
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    """A connection with the writer's limits (the router's preflight)."""
+    return pglink.connect(url, pglink.WRITER)
 
 
 class PostgresJournal(BaseJournal):
     """The PostgreSQL backend: owns the writer's and the lookups'
-    connections, the layout (made once, under a lock, versioned) and the
-    fencing check by the lease's term. The sequencer opens it
+    connections and their watchdog, the layout (made once, under a lock,
+    versioned) and the fencing by the lease's term. The sequencer opens it
     (``open_journal``); ``Leadership`` fences it and sets ``term`` while
-    this router leads; the lease keeper takes connections of its own
-    (``new_connection``)."""
+    this router leads; the lease keeper and the replay reader take
+    connections of their own (``new_connection``, ``reader_connection``)."""
 
     def __init__(self, url, retention_messages=1000000,
                  retention_seconds=7 * 86400, clock=None, **ignored):
@@ -88,18 +63,25 @@ class PostgresJournal(BaseJournal):
         # unfenced, the journal writes on its own (tests of the journal alone)
         self.fenced = False
         self.term = None
-        self._writer = _Connection(url)
-        self._lookups = _Connection(url)
-        self._create()
-        self.load()
+        self.watchdog = Watchdog()
+        self.watchdog.start()
+        self._writer = pglink.Link(url, pglink.WRITER, self.watchdog)
+        self._lookups = pglink.Link(url, pglink.LOOKUPS, self.watchdog)
+        self._staging = pgwrites.Staging()     # the writer's session's
+        try:
+            self._create()
+            self.load()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def _db(self):
-        return self._writer.get()
+        return self._writer
 
     @property
     def _lookup_db(self):
-        return self._lookups.get()
+        return self._lookups
 
     def _sql(self, text):
         return text.replace('?', '%s')
@@ -107,18 +89,49 @@ class PostgresJournal(BaseJournal):
     def _transaction(self, db):
         return db.transaction()
 
-    def _fence(self, db):
+    def _fencing_term(self):
+        """The term writes are fenced by (None: the journal is not shared);
+        Deposed while this router leads no term."""
         if not self.fenced:
-            return
-        term = self.term
-        if term is None:
+            return None
+        if self.term is None:
             raise lease.Deposed(f"this router does not lead {self.name}")
-        if db.execute(lease.FENCE, (term,)).fetchone() is None:
-            raise lease.Deposed(f"the lease of term {term} on {self.name} is over")
+        return self.term
+
+    def _over(self, term):
+        return lease.Deposed(f"the lease of term {term} on {self.name} is over")
+
+    def append_batches(self, batches):
+        """``BaseJournal.append_batches``, fenced in one statement (pgwrites.py)."""
+        batches = [b for b in batches if b[0]]
+        if not batches:
+            return
+        term = self._fencing_term()
+        with self._writer.operation() as db:
+            if not pgwrites.append(db, batches, self._clock(), term, self._staging):
+                raise self._over(term)
+        if self.first_pos > self.last_pos:
+            self.first_pos = batches[0][0][0][0]
+        self.last_pos = batches[-1][0][-1][0]
+        self._appended(len(batches))
+
+    def prune(self):
+        """``Retention.prune`` in one statement (pgwrites.py)."""
+        self._appends_since_prune = 0
+        term = self._fencing_term()
+        bound = pgwrites.PRUNE_TIMEOUT + pglink.ANSWER_MARGIN
+        with self._writer.operation(bound) as db:
+            held, cutoff, n = pgwrites.prune(
+                db, term, by_count=self.last_pos - self.retention_messages + 1,
+                since=self._clock() - self.retention_seconds, first=self.first_pos,
+                next_pos=self.last_pos + 1)
+        if not held:
+            raise self._over(term)
+        self.first_pos = max(self.first_pos, cutoff)
+        return n
 
     def _create(self):
-        db = self._db
-        with db.transaction():
+        with self._writer.transaction() as db:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, "
                        "value TEXT NOT NULL)")
@@ -139,16 +152,20 @@ class PostgresJournal(BaseJournal):
                 [('stream_id', str(uuid.uuid4())), ('last_pos', '0'),
                  ('schema_version', str(SCHEMA_VERSION))])
 
-    def reader_connection(self):
-        return connect(self.url)
+    def reader_connection(self, purpose='replay'):
+        """A reading thread's connection: replays', or key lookups' (their
+        shorter limits: a lookup holds a submit up)."""
+        limits = pglink.LOOKUPS if purpose == 'lookups' else pglink.READER
+        return pglink.Link(self.url, limits, self.watchdog)
 
     def new_connection(self):
-        """A connection of its own, made again once it broke (the lease's)."""
-        return _Connection(self.url)
+        """The lease keeper's connection (its thread's)."""
+        return pglink.Link(self.url, pglink.LEASE, self.watchdog)
 
     def close(self):
         self._writer.close()
         self._lookups.close()
+        self.watchdog.stop()
 
     def checkpoint(self):
         """Nothing to do: the server checkpoints."""
