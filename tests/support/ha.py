@@ -1,6 +1,11 @@
 """Several routers on one PostgreSQL journal: started together, which one
-leads, one WAMP call to one of them, the journal checked whole."""
+leads, one WAMP call to one of them, the journal checked whole; a router
+frozen (its process group stopped) or reaching the journal through a proxy;
+what the journal says of a fault run."""
 
+import collections
+import os
+import signal
 import time
 
 from autobahn.twisted.component import Component
@@ -13,7 +18,10 @@ from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.load.processes import Router
 from buildbot_mq_ordered.router.leadership import LEASE_SECONDS
 from buildbot_mq_ordered.router.leadership import RENEW_EVERY
+from buildbot_mq_ordered.wire import decode_data
+from tests.support.pgutil import PG_URL
 from tests.support.pgutil import journal_rows
+from tests.support.tcpproxy import CuttableProxy
 from tests.support.util import batched_timers_fired
 
 CALL_TIMEOUT = 10        # one WAMP call, connection included
@@ -24,6 +32,15 @@ LEAD_TIMEOUT = 20        # a started router set leads
 
 # a leader gone: its lease runs out, a candidate's next try takes it
 FAILOVER_BOUND = LEASE_SECONDS + 2 * RENEW_EVERY + 3
+
+# a leader stalled (frozen, its database link hung): its last renewal came
+# before the fault, so its lease ends LEASE_SECONDS after the fault at the
+# latest and a candidate's next try, RENEW_EVERY on, takes it; 2 s more for
+# reading the journal and registering on a busy machine
+LEADS_BOUND = LEASE_SECONDS + RENEW_EVERY + 2
+# issue 21's target: from the fault to the first message the new leader
+# sequenced (masters must find it too)
+FIRST_SEQUENCED_BOUND = 7.0
 
 
 @defer.inlineCallbacks
@@ -103,3 +120,57 @@ class RouterSet:
             seqs[key] = seqs.get(key, 0) + 1
             self.assertEqual(seq, seqs[key])
         return rows
+
+
+def freeze(router):
+    """A hung host: the router's whole process group stopped (the router
+    command, Crossbar's controller and worker); its sockets stay open."""
+    os.killpg(router.proc.pid, signal.SIGSTOP)
+
+
+def thaw(router):
+    try:
+        os.killpg(router.proc.pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+
+
+def through_proxy(testcase, url):
+    """(url through a proxy, the proxy): the same database, reached through
+    a proxy on loopback that the test can cut or hang."""
+    host_port = PG_URL.split('@', 1)[1].split('/', 1)[0]
+    proxy = CuttableProxy(int(host_port.rsplit(':', 1)[1]))
+    testcase.addCleanup(proxy.close)
+    return url.replace(f'@{host_port}/', f'@127.0.0.1:{proxy.port}/'), proxy
+
+
+def first_sequenced_after(url, t):
+    """When the first entry written after time t (time.time()) was written,
+    or None."""
+    (ts,), = journal_rows(url, f"SELECT min(ts) FROM entries WHERE ts > {t!r}")
+    return ts
+
+
+def journaled_twice(url):
+    """Messages (a load node's producer and index) in the journal more
+    than once: a deposed leader's commit, or numbering given twice."""
+    rows = journal_rows(url, "SELECT data FROM entries")
+    seen = collections.Counter()
+    for (data,) in rows:
+        message = decode_data(bytes(data))
+        seen[(message['p'], message['i'])] += 1
+    return sum(n - 1 for n in seen.values())
+
+
+def journal_gaps(url):
+    """Positions missing from 1..max, and positions whose per-key number is
+    not the next of its key: 0 and 0 for a whole journal."""
+    rows = journal_rows(url, "SELECT pos, seq, key FROM entries ORDER BY pos")
+    missing = (rows[-1][0] - len(rows)) if rows else 0
+    seqs = {}
+    misnumbered = 0
+    for _, seq, key in rows:
+        seqs[key] = seqs.get(key, 0) + 1
+        misnumbered += seq != seqs[key]
+        seqs[key] = seq
+    return missing, misnumbered
