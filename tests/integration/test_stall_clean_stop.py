@@ -43,4 +43,4 @@ class LeaderStopsCleanly(LeaderFault, unittest.TestCase):
         standby = next(r for r in routers if r is not leader)
         figures['tracebacks'] = {'leader': len(lines),
                                  'standby': len(routerlog.tracebacks(standby))}
-        self.conclude('stall-leader-clean-stop', figures, promises)
+        self.conclude('stall-leader-clean-stop', figures, promises, routers)

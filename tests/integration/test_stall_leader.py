@@ -54,7 +54,7 @@ class LeaderStalls(LeaderFault, unittest.TestCase):
         promises.within("resumed -> the woken leader steps down", figures['woken_left_s'],
                         WOKEN_STEPS_DOWN)
         yield self.one_leads_at_the_end(promises, routers, leader)
-        self.conclude('stall-leader-sigstop', figures, promises)
+        self.conclude('stall-leader-sigstop', figures, promises, routers)
 
     @defer.inlineCallbacks
     def test_leader_database_link_hangs_the_standby_takes_over(self):
@@ -77,7 +77,7 @@ class LeaderStalls(LeaderFault, unittest.TestCase):
                        f"two leaders: the standby led {figures['takeover_s']} s after the "
                        f"fault, the hung leader stepped down at {figures['leader_left_s']} s")
         yield self.one_leads_at_the_end(promises, routers, first)
-        self.conclude('stall-leader-db-link', figures, promises)
+        self.conclude('stall-leader-db-link', figures, promises, routers)
 
     @defer.inlineCallbacks
     def one_leads_at_the_end(self, promises, routers, stalled):

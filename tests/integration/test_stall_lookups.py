@@ -41,6 +41,14 @@ MAX_PROBES = 40
 LOOKUP_SEEN_TIMEOUT = 5
 
 
+@defer.inlineCallbacks
+def timed_healthz(url):
+    """(status, seconds) of one GET of /healthz."""
+    t0 = time.monotonic()
+    status, _ = yield threads.deferToThread(http_get, url)
+    return status, time.monotonic() - t0
+
+
 class KeyLookupsStall(RouterSet, unittest.TestCase):
     timeout = 240
 
@@ -70,6 +78,7 @@ class KeyLookupsStall(RouterSet, unittest.TestCase):
         figures = dict(run.figures(verdict), **self.probe_figures(seen, probes),
                        terms=routerlog.terms(router))
         report('stall-key-lookups', **figures)
+        routerlog.keep(router, 'stall-key-lookups-router')
         self.check(verdict, figures, url)
 
     @defer.inlineCallbacks
@@ -84,10 +93,10 @@ class KeyLookupsStall(RouterSet, unittest.TestCase):
             seen = False
         probes = []
         while 'unlock' not in run.at and len(probes) < MAX_PROBES:
-            joined, answered, _ = yield timed_role(router)
-            t0 = time.monotonic()
-            status, _ = yield threads.deferToThread(http_get, healthz)
-            probes.append((joined, answered, status, time.monotonic() - t0))
+            began = time.time() - run.at['lock']
+            (joined, answered, _), (status, took) = yield defer.gatherResults(
+                [timed_role(router), timed_healthz(healthz)])
+            probes.append((round(began, 2), joined, answered, status, took))
             yield task.deferLater(reactor, PROBE_EVERY, lambda: None)
         return seen, probes
 
@@ -95,10 +104,13 @@ class KeyLookupsStall(RouterSet, unittest.TestCase):
         def worst(values):
             return None if None in values or not values else round(max(values), 2)
         return {'lookup_seen_waiting': seen, 'probes': len(probes),
-                'join_max_s': worst([p[0] for p in probes]),
-                'role_max_s': worst([p[1] for p in probes]),
-                'healthz_max_s': worst([p[3] for p in probes]),
-                'healthz_statuses': sorted({p[2] for p in probes})}
+                'join_max_s': worst([p[1] for p in probes]),
+                'role_max_s': worst([p[2] for p in probes]),
+                'healthz_max_s': worst([p[4] for p in probes]),
+                'healthz_statuses': sorted({p[3] for p in probes}),
+                # (s after the lock, join s, role s, /healthz status, /healthz s)
+                'probe_list': [[None if x is None else round(x, 2) for x in p]
+                               for p in probes]}
 
     def check(self, verdict, figures, url):
         promises = Promises()

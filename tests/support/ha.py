@@ -144,11 +144,10 @@ def through_proxy(testcase, url):
     return url.replace(f'@{host_port}/', f'@127.0.0.1:{proxy.port}/'), proxy
 
 
-def first_sequenced_after(url, t):
-    """When the first entry written after time t (time.time()) was written,
-    or None."""
-    (ts,), = journal_rows(url, f"SELECT min(ts) FROM entries WHERE ts > {t!r}")
-    return ts
+def written_at(url, pos):
+    """When the entry at pos was written (time.time()), or None."""
+    rows = journal_rows(url, f"SELECT ts FROM entries WHERE pos = {int(pos)}")
+    return rows[0][0] if rows else None
 
 
 def journaled_twice(url):

@@ -1,9 +1,12 @@
 """What a router's log (``<cbdir>/router.log``) says of a fault run: the
-terms it led and left, positions it numbered twice, tracebacks."""
+terms it led and left and where each began, positions it numbered twice,
+tracebacks. With ``$BMO_CHAOS_LOGS`` set, the logs are kept there."""
 
+import os
 import re
+import shutil
 
-LEADS = re.compile(r'sequencer leads realm \S+ with term (\d+)')
+LEADS = re.compile(r'sequencer leads realm \S+ with term (\d+): .*next position (\d+)')
 LEFT = re.compile(r'sequencer: no longer leads realm \S+ \(term (\d+)\): (.*?); a candidate')
 # a commit refused by the journal's primary key: a position numbered twice
 NUMBERED_TWICE = 'entries_pkey'
@@ -29,6 +32,19 @@ def terms(router):
         elif left:
             moves.append(f'-{left.group(1)}: {left.group(2)[:80]}')
     return moves
+
+
+def first_positions(router):
+    """[(term, its first position)] of each term it led."""
+    return [(int(m.group(1)), int(m.group(2))) for m in LEADS.finditer(text(router))]
+
+
+def keep(router, name):
+    """A copy of its log in ``$BMO_CHAOS_LOGS`` (if set) as name.log."""
+    where = os.environ.get('BMO_CHAOS_LOGS')
+    if where:
+        os.makedirs(where, exist_ok=True)
+        shutil.copy(router.log_path, os.path.join(where, f'{name}.log'))
 
 
 def numbered_twice(routers):

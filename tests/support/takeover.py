@@ -11,9 +11,9 @@ from tests.support.figures import report
 from tests.support.ha import FIRST_SEQUENCED_BOUND
 from tests.support.ha import LEADS_BOUND
 from tests.support.ha import RouterSet
-from tests.support.ha import first_sequenced_after
 from tests.support.ha import journal_gaps
 from tests.support.ha import journaled_twice
+from tests.support.ha import written_at
 from tests.support.promises import Promises
 from tests.support.rolewatch import RoleWatch
 
@@ -44,7 +44,7 @@ class LeaderFault(RouterSet):
         figures = dict(
             run.figures(verdict),
             takeover_s=since(watches[standby].first(True, fault), fault),
-            first_sequenced_s=since(first_sequenced_after(url, fault), fault),
+            first_sequenced_s=since(self.first_sequenced(url, standby), fault),
             leader_left_s=since(watches[leader].first(False, fault), fault),
             numbered_twice=routerlog.numbered_twice(routers),
             journaled_twice=journaled_twice(url),
@@ -60,10 +60,19 @@ class LeaderFault(RouterSet):
         self.check_journal(promises, url, routers, figures)
         return figures, promises
 
-    def conclude(self, name, figures, promises):
-        """Print the figures (one JSON line), then fail if a promise broke."""
+    def conclude(self, name, figures, promises, routers):
+        """Print the figures (one JSON line), keep the logs, then fail if a
+        promise broke."""
         report(name, **figures)
+        for i, r in enumerate(routers):
+            routerlog.keep(r, f'{name}-router{i}')
         promises.assert_kept(self)
+
+    def first_sequenced(self, url, standby):
+        """When the standby's first term wrote its first position (its log
+        says which), or None."""
+        begun = routerlog.first_positions(standby)
+        return written_at(url, begun[0][1]) if begun else None
 
     def check_delivery(self, promises, run, verdict, figures):
         promises.check(not run.late, f"production ended before the fault did "
