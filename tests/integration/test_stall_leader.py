@@ -2,12 +2,14 @@
 PostgreSQL journal, three masters in processes of their own producing at a
 steady rate, and the leader stalls for longer than its lease - its host
 frozen (the router's process group SIGSTOPped), or its database link hung
-(a proxy that keeps the connections open and forwards nothing). The other
-router must lead within the lease and a margin (``ha.LEADS_BOUND``), the
-first message be sequenced by it within ``ha.FIRST_SEQUENCED_BOUND`` of the
-fault, nothing acknowledged be lost, nothing delivered twice, one order on
-every master, no position numbered twice, and the stalled leader step down
-(a deposed leader's commit fails: the journal holds each message once).
+(a proxy that keeps the connections open and forwards nothing). The fault
+comes while the leader commits (its transaction holds the lease row), the
+worst moment for a take-over. The other router must lead within the lease
+and a margin (``ha.LEADS_BOUND``), the first message be sequenced by it
+within ``ha.FIRST_SEQUENCED_BOUND`` of the fault, nothing acknowledged be
+lost, nothing delivered twice, one order on every master, no position
+numbered twice, and the stalled leader step down (a deposed leader's commit
+fails: the journal holds each message once).
 
 Each test prints its figures as one JSON line (``figures.report``).
 Before issue 21's fixes the standby led only when the stall ended."""
@@ -17,6 +19,7 @@ from twisted.trial import unittest
 
 from buildbot_mq_ordered.router.leadership import LEASE_SECONDS
 from buildbot_mq_ordered.router.leadership import RENEW_EVERY
+from tests.support.ha import during_a_commit
 from tests.support.ha import freeze
 from tests.support.ha import thaw
 from tests.support.ha import through_proxy
@@ -44,10 +47,14 @@ class LeaderStalls(LeaderFault, unittest.TestCase):
         routers = self.routers(url, url)
         leader, _ = yield self.leader_of(routers)
         self.addCleanup(thaw, leader)
+        caught = []
         figures, promises = yield self.fault_under_load(
             url, routers, leader,
-            [(0, 'fault', lambda: freeze(leader)), (FROZEN, 'resume', lambda: thaw(leader))],
+            [(0, 'fault', lambda: caught.append(
+                during_a_commit(lambda: freeze(leader), lambda: thaw(leader), url))),
+             (FROZEN, 'resume', lambda: thaw(leader))],
             FROZEN_PER_MASTER, FROZEN_RATE)
+        figures['during_a_commit'] = caught == [True]
         left = figures['leader_left_s']
         resumed = figures['steps'].get('resume')
         figures['woken_left_s'] = None if None in (left, resumed) else round(left - resumed, 2)
@@ -66,10 +73,14 @@ class LeaderStalls(LeaderFault, unittest.TestCase):
         routers = [first, second]
         leader, _ = yield self.leader_of(routers)
         self.assertIs(leader, first)
+        caught = []
         figures, promises = yield self.fault_under_load(
             url, routers, first,
-            [(0, 'fault', proxy.hang), (HUNG, 'restore', proxy.restore)],
+            [(0, 'fault', lambda: caught.append(
+                during_a_commit(proxy.hang, proxy.restore, url))),
+             (HUNG, 'restore', proxy.restore)],
             HUNG_PER_MASTER, HUNG_RATE)
+        figures['during_a_commit'] = caught == [True]
         promises.within("fault -> the hung leader steps down", figures['leader_left_s'],
                         HUNG_STEPS_DOWN)
         promises.check(None in (figures['leader_left_s'], figures['takeover_s']) or

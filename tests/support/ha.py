@@ -128,6 +128,32 @@ def freeze(router):
     os.killpg(router.proc.pid, signal.SIGSTOP)
 
 
+# tries at catching a commit under way before a fault stays anyway
+MID_COMMIT_TRIES = 300
+# a backend of the leader in a commit, the lease row held FOR SHARE by its
+# fencing check, waiting for the rest of a pipelined insert: the moment
+# issue 21 met, when the server's idle-in-transaction timeout is not armed
+IN_A_COMMIT = ("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+               "WHERE l.granted AND l.relation = 'lease'::regclass "
+               "AND l.mode = 'RowShareLock' AND a.state = 'idle in transaction' "
+               "AND a.query ILIKE 'insert%'")
+
+
+def during_a_commit(fault, undo, url):
+    """fault() at a moment when the leader is in a commit (``IN_A_COMMIT``),
+    the worst moment for a take-over; else undo() at once and try again.
+    True if caught so (bounded: the fault stays after the last try)."""
+    import psycopg
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as db:
+        for _ in range(MID_COMMIT_TRIES):
+            fault()
+            if db.execute(IN_A_COMMIT).fetchone()[0]:
+                return True
+            undo()
+    fault()
+    return False
+
+
 def thaw(router):
     try:
         os.killpg(router.proc.pid, signal.SIGCONT)
