@@ -3,13 +3,13 @@ PostgreSQL journal, three masters in processes of their own producing at a
 steady rate, and the leader stalls for longer than its lease - its host
 frozen (the router's process group SIGSTOPped), or its database link hung
 (a proxy that keeps the connections open and forwards nothing). The fault
-comes while the leader commits (its transaction holds the lease row), the
-worst moment for a take-over. The other router must lead within the lease
-and a margin (``ha.LEADS_BOUND``), the first message be sequenced by it
-within ``ha.FIRST_SEQUENCED_BOUND`` of the fault, nothing acknowledged be
-lost, nothing delivered twice, one order on every master, no position
-numbered twice, and the stalled leader step down (a deposed leader's commit
-fails: the journal holds each message once).
+comes while the leader commits (its transaction holds the lease row:
+``ha.COMMIT_MOMENTS``), the worst moment for a take-over. The other router
+must lead within the lease and a margin (``ha.LEADS_BOUND``), the first
+message be sequenced by it within ``ha.FIRST_SEQUENCED_BOUND`` of the fault,
+nothing acknowledged be lost, nothing delivered twice, one order on every
+master, no position numbered twice, and the stalled leader step down (a
+deposed leader's commit fails: the journal holds each message once).
 
 Each test prints its figures as one JSON line (``figures.report``).
 Before issue 21's fixes the standby led only when the stall ended."""
@@ -54,7 +54,7 @@ class LeaderStalls(LeaderFault, unittest.TestCase):
                 during_a_commit(lambda: freeze(leader), lambda: thaw(leader), url))),
              (FROZEN, 'resume', lambda: thaw(leader))],
             FROZEN_PER_MASTER, FROZEN_RATE)
-        figures['during_a_commit'] = caught == [True]
+        figures['during_a_commit'] = caught[0] if caught else None
         left = figures['leader_left_s']
         resumed = figures['steps'].get('resume')
         figures['woken_left_s'] = None if None in (left, resumed) else round(left - resumed, 2)
@@ -80,7 +80,7 @@ class LeaderStalls(LeaderFault, unittest.TestCase):
                 during_a_commit(proxy.hang, proxy.restore, url))),
              (HUNG, 'restore', proxy.restore)],
             HUNG_PER_MASTER, HUNG_RATE)
-        figures['during_a_commit'] = caught == [True]
+        figures['during_a_commit'] = caught[0] if caught else None
         promises.within("fault -> the hung leader steps down", figures['leader_left_s'],
                         HUNG_STEPS_DOWN)
         promises.check(None in (figures['leader_left_s'], figures['takeover_s']) or

@@ -128,30 +128,36 @@ def freeze(router):
     os.killpg(router.proc.pid, signal.SIGSTOP)
 
 
-# tries at catching a commit under way before a fault stays anyway
+# tries at catching each moment of a commit, before the fault stays anyway
 MID_COMMIT_TRIES = 300
-# a backend of the leader in a commit, the lease row held FOR SHARE by its
-# fencing check, waiting for the rest of a pipelined insert: the moment
-# issue 21 met, when the server's idle-in-transaction timeout is not armed
-IN_A_COMMIT = ("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+_LEASE_HELD = ("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
                "WHERE l.granted AND l.relation = 'lease'::regclass "
-               "AND l.mode = 'RowShareLock' AND a.state = 'idle in transaction' "
-               "AND a.query ILIKE 'insert%'")
+               "AND l.mode = 'RowShareLock'")
+# the worst moments for a take-over first: a backend of the leader holds the
+# lease row FOR SHARE (its fencing check) and waits for the rest of a
+# pipelined insert, when the server's idle-in-transaction timeout is not
+# armed (what issue 21 met); else any moment the lease row is held so
+COMMIT_MOMENTS = (
+    ('pipelined insert', _LEASE_HELD + " AND a.state = 'idle in transaction' "
+                                       "AND a.query ILIKE 'insert%'"),
+    ('lease row held', _LEASE_HELD),
+)
 
 
 def during_a_commit(fault, undo, url):
-    """fault() at a moment when the leader is in a commit (``IN_A_COMMIT``),
-    the worst moment for a take-over; else undo() at once and try again.
-    True if caught so (bounded: the fault stays after the last try)."""
+    """fault() at a moment when the leader is in a commit (``COMMIT_MOMENTS``,
+    in order), else undo() at once and try again. Which moment caught it,
+    or None (bounded: then the fault stays where it fell)."""
     import psycopg
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as db:
-        for _ in range(MID_COMMIT_TRIES):
-            fault()
-            if db.execute(IN_A_COMMIT).fetchone()[0]:
-                return True
-            undo()
+        for name, sql in COMMIT_MOMENTS:
+            for _ in range(MID_COMMIT_TRIES):
+                fault()
+                if db.execute(sql).fetchone()[0]:
+                    return name
+                undo()
     fault()
-    return False
+    return None
 
 
 def thaw(router):
