@@ -11,6 +11,7 @@ from tests.support.figures import report
 from tests.support.ha import FIRST_SEQUENCED_BOUND
 from tests.support.ha import LEADS_BOUND
 from tests.support.ha import RouterSet
+from tests.support.ha import during_a_commit
 from tests.support.ha import journal_gaps
 from tests.support.ha import journaled_twice
 from tests.support.ha import written_at
@@ -67,6 +68,28 @@ class LeaderFault(RouterSet):
         for i, r in enumerate(routers):
             routerlog.keep(r, f'{name}-router{i}')
         promises.assert_kept(self)
+
+    @defer.inlineCallbacks
+    def stall_under_load(self, url, routers, leader, stall, seconds, per_master, rate):
+        """The leader stalled during a commit (``stall``: (begin, end), each
+        a callable) for ``seconds`` under load: ``fault_under_load`` with
+        steps 'fault' and 'end', and at the end one router leads, not the
+        stalled one (the standby renews what it took)."""
+        begin, end = stall
+        caught = []
+        figures, promises = yield self.fault_under_load(
+            url, routers, leader,
+            [(0, 'fault', lambda: caught.append(during_a_commit(begin, end, url))),
+             (seconds, 'end', end)],
+            per_master, rate)
+        figures['during_a_commit'] = caught[0] if caught else None
+        try:
+            now, _ = yield self.leader_of(routers)
+        except AssertionError as e:
+            promises.check(False, f"at the end: {e}")
+        else:
+            promises.check(now is not leader, "the stalled router leads again at the end")
+        return figures, promises
 
     def first_sequenced(self, url, standby):
         """When the standby's first term wrote its first position (its log
