@@ -1,6 +1,13 @@
-"""A small TCP proxy on loopback that a test can cut: for network faults
-between one master and the router. Threads, so it works while the test
-blocks on other processes."""
+"""A small TCP proxy on loopback that a test can cut or hang: for network
+faults between one master and the router, or a router and PostgreSQL.
+Threads, so it works while the test blocks on other processes.
+
+``cut()`` closes every connection (the peer notices at once); ``hang()``
+keeps them open and forwards nothing, new ones accepted too, as a network
+path that silently drops packets does - except that the proxy's kernel
+still acknowledges what is sent, so only a peer's own timeouts, not TCP's,
+notice. ``restore()`` ends either: a hung connection then forwards what it
+was holding, as a healed path delivers what TCP resends."""
 
 import socket
 import threading
@@ -13,12 +20,16 @@ class CuttableProxy:
         self._conns = []
         self._cut = False
         self._closed = False
+        # set while data flows; cleared by hang()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind((host, 0))
         self._listener.listen(16)
         self.port = self._listener.getsockname()[1]
         self.cuts = 0
+        self.hangs = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -50,9 +61,13 @@ class CuttableProxy:
     def _pump(self, src, dst):
         try:
             while True:
+                # hung: read nothing more (the sender's buffers fill) and
+                # hold what was read; both go on at restore()
+                self._flowing.wait()
                 data = src.recv(65536)
                 if not data:
                     break
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -76,11 +91,20 @@ class CuttableProxy:
                     pass
                 s.close()
 
+    def hang(self):
+        """Keep every connection open and forward nothing, on old and new
+        connections alike, until restore()."""
+        with self._lock:
+            self.hangs += 1
+        self._flowing.clear()
+
     def restore(self):
         with self._lock:
             self._cut = False
+        self._flowing.set()
 
     def close(self):
         self._closed = True
         self.cut()
+        self._flowing.set()     # hung pumps find their sockets closed
         self._listener.close()
