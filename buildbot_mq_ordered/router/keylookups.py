@@ -20,7 +20,7 @@ class KeyLookups:
         self.journal = journal
         self.log = log
         self.reader = JournalReader(journal, 'journal-lookups',
-                                    in_place=journal.lookups_in_place)
+                                    in_place=journal.lookups_in_place, purpose='lookups')
         self.read = self.reader.last_seqs
         self._failures = FailureLog(
             log, "sequencer: cannot look keys up in the journal {path}: {err} "

@@ -14,8 +14,9 @@ class JournalReader:
     without a second connection (SQLite ``:memory:``) is read in place, and
     so is any journal where ``in_place`` says so."""
 
-    def __init__(self, journal, name='journal-reader', in_place=False):
+    def __init__(self, journal, name='journal-reader', in_place=False, purpose='replay'):
         self.journal = journal
+        self._purpose = purpose   # which limits its connection has (PostgreSQL)
         self._thread = OneThread(name)
         self._in_place = in_place or journal.path == ':memory:'
         self._db = None
@@ -35,7 +36,7 @@ class JournalReader:
 
     def _on_own(self, read, *args):
         if self._db is None:   # in the thread; again after a failure
-            self._db = self.journal.reader_connection()
+            self._db = self.journal.reader_connection(self._purpose)
         try:
             return read(self._db, *args)
         except Exception:

@@ -121,8 +121,9 @@ class Journal(BaseJournal):
             self._lookup_db.close()
         self._db.close()
 
-    def reader_connection(self):
-        """A connection for another thread; None: read in place (``:memory:``)."""
+    def reader_connection(self, purpose='replay'):
+        """A connection for another thread; None: read in place (``:memory:``).
+        Every purpose is the same to a local file."""
         if self.path == ':memory:':
             return None
         return sqlite3.connect(self.path, check_same_thread=False)
