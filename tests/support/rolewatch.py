@@ -21,7 +21,8 @@ STOP_TIMEOUT = 10
 
 class RoleWatch:
     """Owns one session to one router and every ``role`` answer it got:
-    ``answers`` is [(time.time() when answered, leading)]."""
+    ``answers`` is [(time.time() when asked, when answered, leading)]. The
+    router made each answer somewhere between the two."""
 
     def __init__(self, router):
         self.router = router
@@ -36,17 +37,30 @@ class RoleWatch:
     @defer.inlineCallbacks
     def _main(self, reactor_, session):
         while not self._stopping and session.is_attached():
+            asked = time.time()
             try:
                 role = yield with_timeout(session.call(wire.ROLE), ASK_TIMEOUT, 'role')
             except Exception:
                 pass    # unanswered (frozen) or refused: ask again
             else:
-                self.answers.append((time.time(), bool(role['leader'])))
+                self.answers.append((asked, time.time(), bool(role['leader'])))
             yield task.deferLater(reactor, ASK_EVERY, lambda: None)
 
     def first(self, leading, after):
         """When it first answered ``leading`` after ``after``, or None."""
-        return next((t for t, lead in self.answers if t > after and lead == leading), None)
+        return next((t for _, t, lead in self.answers if t > after and lead == leading), None)
+
+    def leading_after(self, other, after):
+        """Proof of two leaders: an answer of ``leading`` this router made
+        after ``other`` had answered ``leading`` (both after ``after``), as
+        (this one asked, the other answered), or None. Only answers whose
+        times cannot overlap count: polling every ``ASK_EVERY`` cannot tell
+        a shorter overlap, and must not invent one."""
+        theirs = other.first(True, after)
+        if theirs is None:
+            return None
+        return next(((asked, theirs) for asked, answered, lead in self.answers
+                     if lead and answered > after and asked > theirs), None)
 
     @defer.inlineCallbacks
     def stop(self):

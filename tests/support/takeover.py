@@ -23,6 +23,14 @@ def since(t, t0):
     return None if t is None or t0 is None else round(t - t0, 2)
 
 
+def two_leaders(leader, standby, fault):
+    """When the deposed leader still said it led, after the standby had
+    said so (seconds since the fault: [it asked, the standby answered]), or
+    None: both roles' own answers, not the polls' order."""
+    proof = leader.leading_after(standby, fault)
+    return None if proof is None else [since(t, fault) for t in proof]
+
+
 class LeaderFault(RouterSet):
     """A TestCase mixin: one fault of the leader under load, its figures
     reported and its promises checked."""
@@ -47,6 +55,7 @@ class LeaderFault(RouterSet):
             takeover_s=since(watches[standby].first(True, fault), fault),
             first_sequenced_s=since(self.first_sequenced(url, standby), fault),
             leader_left_s=since(watches[leader].first(False, fault), fault),
+            two_leaders=two_leaders(watches[leader], watches[standby], fault),
             numbered_twice=routerlog.numbered_twice(routers),
             journaled_twice=journaled_twice(url),
             steps={k: since(t, fault) for k, t in run.at.items()},
