@@ -9,7 +9,9 @@ is - ``bytes`` (a patch's body), datetimes, integer dict keys - where JSON
 would turn them into something else or refuse them (docs/guarantees.rst
 lists what still changes on the way).
 
-info() -> {'stream_id': ..., 'head': last_pos, 'first_pos': oldest retained}
+info(protocol=[major, minor]) -> {'stream_id': ..., 'head': last_pos,
+    'first_pos': oldest retained}: a master's handshake, refused with
+    PROTOCOL_MISMATCH when the sequencer does not speak its major version
 submit(producer_id, [[producer_seq, key, data], ...])
     -> [producer_mark, last_pos]: the highest producer_seq sequenced for
        producer_id, and the position of the batch's last new message (or None)
@@ -24,6 +26,14 @@ it): a router that lost its journal starts a new stream, with a new id.
 import datetime
 
 import msgpack
+
+# The wire protocol this release speaks: (major, minor). Peers of one major
+# share a cluster; a minor adds only what the other side may ignore (a
+# keyword argument, a dict key, an element at the end of a list). Anything
+# else is a new major (docs/design.rst, "How the wire evolves").
+PROTOCOL = (2, 0)
+# what releases before 0.5.0 spoke: they sent no version
+UNVERSIONED = (1, 0)
 
 PREFIX = 'buildbot.mq.ordered.'
 SUBMIT = PREFIX + 'submit'
@@ -46,6 +56,9 @@ MALFORMED = ERROR + 'malformed'          # a call of the wrong shape
 JOURNAL_ERROR = ERROR + 'journal'        # not written (or not leading): retry
 NOT_BOUND = ERROR + 'not_bound'          # --secret-file, but the caller has no authid
 BUSY = ERROR + 'busy'                    # too many replays under way: retry later
+# info() from a master of a major version the sequencer does not speak;
+# the error's keyword 'protocol' is the sequencer's own version
+PROTOCOL_MISMATCH = ERROR + 'protocol'
 # what a call to a procedure nobody registered raises: a router without a
 # leading sequencer (a standby, or one that stopped leading)
 NO_SEQUENCER = 'wamp.error.no_such_procedure'
@@ -185,3 +198,27 @@ def is_submission(m):
             and all(isinstance(k, str) for k in m[1])
             and isinstance(m[2], bytes)
             and key_size(m[1], 'surrogatepass') <= MAX_KEY_BYTES)
+
+
+def handshake():
+    """The keyword arguments of a master's info() call: its protocol version."""
+    return {'protocol': list(PROTOCOL)}
+
+
+def offered_protocol(kwargs):
+    """The (major, minor) a caller's info() keywords offer: ``UNVERSIONED``
+    when it sent none (a release before 0.5.0), None when malformed."""
+    offered = kwargs.get('protocol')
+    if offered is None:
+        return UNVERSIONED
+    if isinstance(offered, (list, tuple)) and len(offered) == 2 and \
+            all(type(n) is int and 0 <= n < 2 ** 31 for n in offered):
+        return tuple(offered)
+    return None
+
+
+def version_text(protocol):
+    """'2.0', or '1 (a release before 0.5.0)' for a peer that sent none."""
+    if tuple(protocol) == UNVERSIONED:
+        return "1 (a release before 0.5.0)"
+    return '.'.join(str(n) for n in protocol)

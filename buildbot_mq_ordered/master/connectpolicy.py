@@ -10,6 +10,8 @@ from collections import namedtuple
 
 from autobahn.wamp.exception import ApplicationError
 
+from buildbot_mq_ordered import wire
+
 AUTH_HINT = ("check c['mq']['authid'] and its secret against the router's "
              "--secret-file")
 # why a router refuses a session, and what to check
@@ -27,6 +29,10 @@ HINTS = {
         "define: check the router's configuration",
 }
 REFUSED = tuple(HINTS)
+
+MISMATCH = ("ordered-wamp: the router at {url} speaks wire protocol {theirs}; this master "
+            "speaks {ours}: they cannot work together. Upgrade the older side (see 'Protocol "
+            "versions' in docs/upgrading.rst). Retrying quietly with backoff; {meanwhile}")
 
 # "still waiting" reminders: the interval doubles from the first up to the last
 FIRST_REMINDER = 10
@@ -46,6 +52,19 @@ class Say(namedtuple('Say', 'level format fields')):
 def _duration(seconds):
     seconds = int(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _router_protocol(exc):
+    """The router's protocol if ``exc`` says it speaks another one, else None.
+    A router before 0.5.0 refuses info's keywords as malformed."""
+    if not isinstance(exc, ApplicationError):
+        return None
+    if exc.error == wire.PROTOCOL_MISMATCH:
+        theirs = wire.offered_protocol(exc.kwargs or {})
+        return theirs if theirs not in (None, wire.UNVERSIONED) else (0, 0)
+    if exc.error == wire.MALFORMED and 'info takes no arguments' in str(exc.error_message()):
+        return wire.UNVERSIONED
+    return None
 
 
 def _reason(exc):
@@ -78,6 +97,8 @@ class ConnectPolicy:
         self._failures = 0        # attempts in a row that did not serve
         self._served = False      # this attempt joined and was set up
         self._refused = None      # the refusal already reported (one error per run)
+        self._mismatch = None     # (url, the router's protocol) reported: quiet till set up
+        self._set_ups = 0         # sessions set up (joined, and info answered)
         self._waiting_since = None  # reactor time of the first failed attempt
         self._next_reminder = 0
 
@@ -132,6 +153,8 @@ class ConnectPolicy:
     def joined(self, now):
         self.joins += 1
         self._served = True
+        if self._mismatch is not None:
+            return None    # its setup will tell
         waited = ''
         if self._waiting_since is not None:
             waited = f" after waiting {_duration(now - self._waiting_since)}"
@@ -140,11 +163,32 @@ class ConnectPolicy:
         return Say('info', "ordered-wamp: joined realm '{realm}' at {url}{waited}",
                    {'realm': self.realm, 'url': self.url, 'waited': waited})
 
-    def setup_failed(self, why):
-        """The owner could not set up the joined session: it is dropped."""
+    def setup_failed(self, exc):
+        """The owner could not set up the joined session (``exc``): it is
+        dropped. A router of another protocol is one error, then quiet."""
         self._served = False
-        return Say('info', "ordered-wamp: setting up the session failed ({why}); "
-                           "reconnecting", {'why': why})
+        theirs = _router_protocol(exc)
+        if theirs is None:
+            self._mismatch = None
+            return Say('info', "ordered-wamp: setting up the session failed ({why}); "
+                               "reconnecting", {'why': _reason(exc)})
+        if self._mismatch == (self.url, theirs):
+            return None
+        self._mismatch = (self.url, theirs)
+        return Say('error', MISMATCH, {
+            'url': self.url, 'theirs': wire.version_text(theirs),
+            'ours': wire.version_text(wire.PROTOCOL),
+            'meanwhile': self._meanwhile(self._set_ups)})
+
+    def set_up(self):
+        """The owner set up the joined session: it serves."""
+        self._set_ups += 1
+        if self._mismatch is None:
+            return None
+        self._mismatch = None
+        return Say('info', "ordered-wamp: the router at {url} accepts this master's "
+                           "protocol {ours} now", {'url': self.url,
+                                                   'ours': wire.version_text(wire.PROTOCOL)})
 
     def moving_on(self):
         """The router joined has no leading sequencer: it is left for the next."""
@@ -158,13 +202,15 @@ class ConnectPolicy:
                    {'url': self.url, 'next': next_one})
 
     def left(self, reason):
+        if self._mismatch is not None:
+            return None    # the mismatch's own leave: said once
         return Say('info', "ordered-wamp: left the router ({reason}); reconnecting",
                    {'reason': reason})
 
     def _who(self):
         return f"as '{self.authid}'" if self.authid else "anonymously"
 
-    def _meanwhile(self):
-        if self.joins:
+    def _meanwhile(self, served=None):
+        if self.joins if served is None else served:
             return "Meanwhile produced messages wait in the outbox."
         return "Buildbot's start-up waits until the master has joined."

@@ -213,14 +213,18 @@ class RouterLink:
         _say(self.policy.joined(self._reactor.seconds()))
         d = defer.maybeDeferred(self._on_join, session)
 
+        def set_up(_):
+            if self.session is session and not self._stopping:
+                _say(self.policy.set_up())
+
         def failed(f):
             if self.session is session and not self._stopping:
                 if f.check(ApplicationError) and f.value.error == wire.NO_SEQUENCER:
                     self.move_on()
                     return
-                _say(self.policy.setup_failed(f.getErrorMessage()))
+                _say(self.policy.setup_failed(f.value))
                 session.disconnect()
-        d.addErrback(failed)
+        d.addCallbacks(set_up, failed)
 
     def _left(self, session, details):
         if self.session is not session:

@@ -48,7 +48,7 @@ class StreamReader:
         """Subscribe and place the follower; False if the session left meanwhile."""
         yield session.subscribe(self._on_stream, wire.STREAM,
                                 options=SubscribeOptions(details_arg='details'))
-        info = yield session.call(wire.INFO)
+        info = yield session.call(wire.INFO, **wire.handshake())
         if not still_joined():
             return False
         self.session = session
@@ -117,5 +117,5 @@ class StreamReader:
         def failed(f):
             if session is self.session and not self.no_sequencer(f):
                 log.msg(f"ordered-wamp: info failed ({wire.shown(f.getErrorMessage())})")
-        session.call(wire.INFO).addCallbacks(answered, failed).addErrback(
+        session.call(wire.INFO, **wire.handshake()).addCallbacks(answered, failed).addErrback(
             log.err, "ordered-wamp: handling an info answer failed")

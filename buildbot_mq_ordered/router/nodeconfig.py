@@ -45,11 +45,12 @@ def roles(open_realm=False):
     everything = _allow(True, True, True, True)
     # a master's identity is disclosed to the sequencer on submit (its
     # producer ids are bound to its authid) and replay (replays under way
-    # are bounded per session): see Sequencer.submit and .replay
+    # are bounded per session) and info (a refused protocol is logged once
+    # per authid): see Sequencer.submit, .replay and .info
     master = [_permission('', 'prefix', everything, caller=True)] if open_realm else [
         _permission(wire.SUBMIT, 'exact', _allow(call=True), caller=True),
         _permission(wire.REPLAY, 'exact', _allow(call=True), caller=True),
-        _permission(wire.INFO, 'exact', _allow(call=True)),
+        _permission(wire.INFO, 'exact', _allow(call=True), caller=True),
         _permission(wire.ROLE, 'exact', _allow(call=True)),
         _permission(wire.STREAM, 'exact', _allow(subscribe=True)),
         _permission(wire.REPORT, 'exact', _allow(publish=True)),

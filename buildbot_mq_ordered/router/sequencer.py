@@ -22,6 +22,7 @@ from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.router.checkpoints import Checkpoints
 from buildbot_mq_ordered.router.journal import open_journal
 from buildbot_mq_ordered.router.leading import Leadership
+from buildbot_mq_ordered.router.protocolgate import ProtocolGate
 from buildbot_mq_ordered.router.sequencing import Sequencing
 from buildbot_mq_ordered.util import nodelay
 
@@ -55,6 +56,7 @@ class Sequencer(ApplicationSession):
     def __init__(self, config=None):
         super().__init__(config)
         self.bind_producers = False
+        self.protocols = ProtocolGate(lambda text: self.log.warn("{text}", text=text))
         self.journal = None
         self.sequencing = None
         self.leadership = None
@@ -114,7 +116,7 @@ class Sequencer(ApplicationSession):
         false meanwhile. An ApplicationError if the router refuses them."""
         for procedure, uri, details in ((self.submit, wire.SUBMIT, True),
                                         (self.replay, wire.REPLAY, True),
-                                        (self.info, wire.INFO, False)):
+                                        (self.info, wire.INFO, True)):
             options = RegisterOptions(details_arg='details') if details else None
             registration = yield self.register(procedure, uri, options=options)
             if not still_leads():
@@ -140,7 +142,8 @@ class Sequencer(ApplicationSession):
     # the procedures: any shape a client may send, only the right one passes
 
     def submit(self, *args, details=None, **kwargs):
-        producer, messages = args if len(args) == 2 and not kwargs else (None, None)
+        # keywords it does not know are a later minor version's: ignored
+        producer, messages = args if len(args) == 2 else (None, None)
         if not wire.is_producer_id(producer) or not isinstance(messages, list) or \
                 not all(wire.is_submission(m) for m in messages):
             self.log.warn("sequencer: ignoring a malformed submit (producer {p!r})",
@@ -157,16 +160,20 @@ class Sequencer(ApplicationSession):
         return self._answer(self.sequencing.submit(producer, messages))
 
     def replay(self, *args, details=None, **kwargs):
-        if kwargs or not 1 <= len(args) <= 2 or \
+        if not 1 <= len(args) <= 2 or \
                 not all(type(a) is int and 0 <= a < 2 ** 63 for a in args):
             raise ApplicationError(wire.MALFORMED, "replay takes (from_pos, limit)")
         from_pos, limit = args if len(args) == 2 else (args[0], wire.MAX_REPLAY)
         return self._answer(self.sequencing.replay(from_pos, limit,
                                                    getattr(details, 'caller', None)))
 
-    def info(self, *args, **kwargs):
-        if args or kwargs:
-            raise ApplicationError(wire.MALFORMED, "info takes no arguments")
+    def info(self, *args, details=None, **kwargs):
+        # keywords it does not know are a later minor version's: ignored
+        if args:
+            raise ApplicationError(wire.MALFORMED, "info takes keywords only")
+        # an anonymous session's authid is new each time: only a bound one names a master
+        self.protocols.check(kwargs, getattr(details, 'caller_authid', None)
+                             if self.bind_producers else None)
         return self.sequencing.info(self.leadership.term)
 
     def role(self, *args, **kwargs):

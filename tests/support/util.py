@@ -56,14 +56,24 @@ def mq_config(router, **options):
 
 @defer.inlineCallbacks
 def start_master(testcase, router, **options):
-    """An OrderedWampMQ under a parent service, stopped at test cleanup."""
+    """An OrderedWampMQ under a parent service, started (it joined), stopped
+    at test cleanup."""
+    mq, started = yield begin_master(testcase, router, **options)
+    yield started
+    return mq
+
+
+@defer.inlineCallbacks
+def begin_master(testcase, router, **options):
+    """(mq, a Deferred of its start): an OrderedWampMQ whose start, which
+    waits until it joined, is under way; stopped at test cleanup."""
     parent = ts.MultiService()
     mq = OrderedWampMQ()
     yield mq.setServiceParent(parent)
     yield mq.reconfigServiceWithBuildbotConfig(FakeConfig(mq_config(router, **options)))
-    yield defer.maybeDeferred(parent.startService)
+    started = defer.maybeDeferred(parent.startService)
     testcase.addCleanup(stop_master, mq)
-    return mq
+    return mq, started
 
 
 def stop_master(mq):

@@ -131,7 +131,7 @@ class Session:
     def __init__(self, failure):
         self.failure = failure
 
-    def call(self, procedure, *args):
+    def call(self, procedure, *args, **kwargs):
         return defer.fail(self.failure)
 
 
@@ -176,7 +176,7 @@ class InfoFailures(Lines):
             def subscribe(self, handler, topic, options=None):
                 return defer.succeed(None)
 
-            def call(self, procedure, *args):
+            def call(self, procedure, *args, **kwargs):
                 self.infos += 1
                 if self.infos == 1:
                     return defer.succeed({'stream_id': 's1', 'first_pos': 1, 'head': 0})

@@ -29,7 +29,7 @@ class ScriptedSession:
         self.on_stream = handler
         return defer.succeed(None)
 
-    def call(self, procedure, *args):
+    def call(self, procedure, *args, **kwargs):
         if procedure == wire.INFO:
             return defer.succeed({'stream_id': self.stream_id, 'head': 0, 'first_pos': 1})
         return self.answer(procedure, *args)

@@ -102,7 +102,8 @@ class Submit(unittest.TestCase):
             (s.replay, (), {}), (s.replay, (1, 2, 3), {}), (s.replay, (2 ** 63,), {}),
             (s.replay, (1, 2 ** 64), {}), (s.replay, (-1, 5), {}), (s.replay, (True,), {}),
             (s.replay, (1.0, 5), {}), (s.replay, (), {'from_pos': 1}),
-            (s.info, (1,), {}), (s.info, (), {'x': 1}),
+            (s.info, (1,), {}), (s.info, (), {'protocol': 2}),
+            (s.info, (), {'protocol': [2]}), (s.info, (), {'protocol': ['2', '0']}),
         ]
         for f, args, kwargs in calls:
             with self.assertRaises(ApplicationError, msg=(f.__name__, args, kwargs)) as e:
@@ -163,7 +164,7 @@ class Submit(unittest.TestCase):
         self.assertEqual([e[0] for e in entries], [4, 5, 6])
         self.assertEqual(entries[0][2], ['k', '4'])
         self.assertEqual(self.successResultOf(s.replay(0, 0)), [s.journal.stream_id, 1, 10, []])
-        self.assertEqual(s.info(), {'stream_id': s.journal.stream_id, 'head': 10,
+        self.assertEqual(s.info(**wire.handshake()), {'stream_id': s.journal.stream_id, 'head': 10,
                                     'first_pos': 1, 'term': 1, 'journal_rows': 10})
         self.assertEqual(len(self.successResultOf(s.replay(1, 10 ** 6))[3]), 10)
         with self.assertRaises(ApplicationError):

@@ -445,12 +445,13 @@ class Roles(unittest.TestCase):
     def test_disclosure(self):
         # the sequencer's events carry its identity, so masters can drop
         # stream events from anyone else; a master's identity is disclosed
-        # to the sequencer on submit (its producer ids are bound to it) and
-        # replay (replays under way are bounded per session)
+        # to the sequencer on submit (its producer ids are bound to it),
+        # replay (replays under way are bounded per session) and info (a
+        # refused protocol is logged once per authid)
         for open_realm in (False, True):
             perms = self.perms(open_realm)
             for p in perms['master']:
-                told = p['uri'] in (wire.SUBMIT, wire.REPLAY) or p['match'] == 'prefix'
+                told = p['uri'] in (wire.SUBMIT, wire.REPLAY, wire.INFO) or p['match'] == 'prefix'
                 self.assertEqual(p['disclose'], {'caller': told, 'publisher': False})
             for p in perms[wire.SEQUENCER_ROLE]:
                 self.assertEqual(p['disclose'], {'caller': False, 'publisher': True})

@@ -108,7 +108,7 @@ class WriterThread(SequencerOnJournal):
         # one stream event per committed group, not per batch
         self.assertEqual(self.s.published, [[1], list(range(2, 42))])
         self.assertNotIn(threading.main_thread(), self.held.threads)
-        self.assertEqual(self.s.info()['head'], 41)
+        self.assertEqual(self.s.info(**wire.handshake())['head'], 41)
         self.assertEqual([e[1] for e in self.s.journal.read(1, 100) if e[2] == ['k']],
                          list(range(1, 22)))
 

@@ -79,7 +79,7 @@ class Monitor(ApplicationSession):
         self.view.on_stream(args[0], args[1], self.now())
 
     def ask_info(self):
-        d = self.call(wire.INFO).addTimeout(INFO_TIMEOUT, self.reactor)
+        d = self.call(wire.INFO, **wire.handshake()).addTimeout(INFO_TIMEOUT, self.reactor)
         d.addCallbacks(lambda info: self.view.on_info(info, self.now()), self._no_info)
         return d
 
