@@ -139,7 +139,7 @@ class Failover(RouterSet, unittest.TestCase):
 
         @defer.inlineCallbacks
         def first_stopped():
-            answer = yield call(first, wire.INFO)
+            answer = yield call(first, wire.INFO, **wire.handshake())
             return answer[0] == 'error'
         yield poll(first_stopped, LEASE_SECONDS + 2, "the cut-off leader stops leading")
         stopped = time.monotonic() - cut

@@ -44,14 +44,14 @@ FIRST_SEQUENCED_BOUND = 7.0
 
 
 @defer.inlineCallbacks
-def call(router, uri, *args):
+def call(router, uri, *args, **kwargs):
     """('ok', result) or ('error', error URI) of one call on a router."""
     out = []
 
     @defer.inlineCallbacks
     def main(reactor_, session):
         try:
-            out.append(('ok', (yield session.call(uri, *args))))
+            out.append(('ok', (yield session.call(uri, *args, **kwargs))))
         except ApplicationError as e:
             out.append(('error', e.error))
 
@@ -100,7 +100,7 @@ class RouterSet:
         no sequencer procedure at all."""
         @defer.inlineCallbacks
         def leading():
-            answers = yield defer.gatherResults([call(r, wire.INFO) for r in routers])
+            answers = yield defer.gatherResults([call(r, wire.INFO, **wire.handshake()) for r in routers])
             leaders = [(r, a[1]) for r, a in zip(routers, answers) if a[0] == 'ok']
             if len(leaders) == 1:
                 others = [a for a in answers if a[0] != 'ok']
