@@ -67,37 +67,39 @@ class PostgreSQLOnly(OnPostgreSQL, JournalTest):
         self.addCleanup(db.close)
         a.term = lease.acquire(db.get(), 'router-a', 60).term
         self.assertIsNone(lease.acquire(db.get(), 'router-b', 60))   # a's runs
-        a.append([(1, 1, ('k',), b'1')], 'p', 1)
+        a.append([(1, 1, ('k',), b'1', a.term_id)], 'p', 1)
         with self.assertRaises(lease.Deposed):     # b leads nothing yet
-            b.append([(2, 2, ('k',), b'2')], 'p', 2)
+            b.append([(2, 2, ('k',), b'2', b.term_id)], 'p', 2)
         lease.release(db.get(), a.term)            # as if it ran out
         b.term = lease.acquire(db.get(), 'router-b', 60).term
         self.assertEqual(b.term, a.term + 1)
         self.assertIsNone(lease.renew(db.get(), a.term, 60))
         with self.assertRaises(lease.Deposed):
-            a.append([(2, 2, ('k',), b'2')], 'p', 2)
+            a.append([(2, 2, ('k',), b'2', a.term_id)], 'p', 2)
         b.load()
         self.assertEqual(b.last_pos, 1)
-        b.append([(2, 2, ('k',), b'2')], 'p', 2)
+        b.append([(2, 2, ('k',), b'2', b.term_id)], 'p', 2)
         self.assertGreater(lease.renew(db.get(), b.term, 60), 59)
         self.assertEqual([e[0] for e in b.read(1, 10)], [1, 2])
 
     def test_a_failed_append_leaves_nothing_for_the_next(self):
         # its batch was staged, then refused: the next append writes its own only
         j = self.open()
-        j.append([(1, 1, ('a',), b'1')], 'p', 1)
+        j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
         with self.assertRaises(psycopg.errors.UniqueViolation):
-            j.append_batches([([(1, 1, ('b',), b'x'), (2, 1, ('c',), b'y')], 'q', 9)])
-        j.append([(2, 2, ('a',), b'2')], 'p', 2)
-        self.assertEqual(j.read(1, 10), [[1, 1, ['a'], b'1'], [2, 2, ['a'], b'2']])
+            j.append_batches([([(1, 1, ('b',), b'x', j.term_id), (2, 1, ('c',), b'y', j.term_id)],
+                               'q', 9)])
+        j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
+        self.assertEqual(j.read(1, 10), [[1, 1, ['a'], b'1', j.term_id],
+                                         [2, 2, ['a'], b'2', j.term_id]])
         self.assertEqual((j.producer_marks(), j.last_seq(('c',))), ({'p': 2}, 0))
 
     def test_a_broken_connection_is_made_again(self):
         j = self.open()
-        j.append([(1, 1, ('a',), b'1')], 'p', 1)
+        j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
         j._db.close()
         j._lookup_db.close()
-        j.append([(2, 2, ('a',), b'2')], 'p', 2)
+        j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
         self.assertEqual(j.last_seq(('a',)), 2)
 
 
@@ -186,7 +188,7 @@ class HungLink(OnPostgreSQL, JournalTest):
         keeper = j.new_connection()
         self.addCleanup(keeper.close)
         j.term = lease.acquire(keeper, 'router-a', 60).term
-        j.append([(1, 1, ('a',), b'1')], 'p', 1)
+        j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
         self.assertEqual(j.last_seq(('a',)), 1)
         proxy.hang()
         calls = {'writer': (pglink.WRITER, j.append, [(2, 2, ('a',), b'2')], 'p', 2),
@@ -209,7 +211,7 @@ class HungLink(OnPostgreSQL, JournalTest):
             self.assertLess(seconds, limits.bound + 2 * CHECK_EVERY + 0.5)
         proxy.resume()
         self.assertIsNotNone(lease.renew(keeper, j.term, 60))
-        j.append([(2, 2, ('a',), b'2')], 'p', 2)
+        j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
         self.assertEqual(j.last_seq(('a',)), 2)
         self.assertEqual([e[0] for e in j.read(1, 10)], [1, 2])
 
