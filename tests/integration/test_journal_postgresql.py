@@ -191,7 +191,7 @@ class HungLink(OnPostgreSQL, JournalTest):
         j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
         self.assertEqual(j.last_seq(('a',)), 1)
         proxy.hang()
-        calls = {'writer': (pglink.WRITER, j.append, [(2, 2, ('a',), b'2')], 'p', 2),
+        calls = {'writer': (pglink.WRITER, j.append, [(2, 2, ('a',), b'2', j.term_id)], 'p', 2),
                  'lookups': (pglink.LOOKUPS, j.last_seq, ('a',)),
                  'lease': (pglink.LEASE, lease.renew, keeper, j.term, 60)}
 
