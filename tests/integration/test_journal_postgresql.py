@@ -223,10 +223,11 @@ from buildbot_mq_ordered.router.journal import lease, open_journal
 j = open_journal(sys.argv[1])
 j.fenced = True
 conn = j.new_connection()
-j.term = lease.acquire(conn.get(), 'stopped', 60).term
+j.take_lease(lease.acquire(conn.get(), 'stopped', 60).term)
+j.load()     # begins the lease's term
 pos = 0
 while True:
-    batch = [(pos + i, pos + i, ('k', str(i % 7)), b'x' * 200) for i in range(1, 101)]
+    batch = [(pos + i, pos + i, ('k', str(i % 7)), b'x' * 200, j.term_id) for i in range(1, 101)]
     try:
         j.append_batches([(batch, 'p', pos + 100)])
     except lease.Deposed:

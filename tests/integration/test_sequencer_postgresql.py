@@ -39,6 +39,6 @@ class SteppingDown(unittest.TestCase):
                 call(*args)
             self.assertEqual(e.exception.error, wire.JOURNAL_ERROR)
         with self.assertRaises(lease.Deposed):
-            s.journal.append([(2, 2, ('a',), b'2', s.journal.term_id)], 'p', 2)
+            s.journal.append([(2, 2, ('a',), b'2', term_id)], 'p', 2)
         self.assertEqual(s.journal.counts()['entries'], 1)
         self.assertEqual(s.published, [(wire.STREAM, [(1, 1, ('a',), b'1', term_id)])])

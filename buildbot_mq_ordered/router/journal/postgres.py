@@ -105,8 +105,8 @@ class PostgresJournal(BaseJournal):
         batches = [b for b in batches if b[0]]
         if not batches:
             return
+        term = self._fencing_term()     # a deposed leader is told so first
         self.check_term(batches)
-        term = self._fencing_term()
         with self._writer.operation() as db:
             if not pgwrites.append(db, batches, self._clock(), term, self.term_id,
                                    self._staging):
