@@ -32,6 +32,8 @@ from tests.support.journalcases import Retention
 from tests.support.ha import poll
 from tests.support.journalcases import StreamId
 from tests.support.pgutil import journal_rows
+from tests.support.termcases import OldLayoutPostgreSQL
+from tests.support.termcases import Terms
 from tests.support.util import with_timeout
 
 
@@ -108,6 +110,19 @@ for _tests in (Basics, StreamId, Persistence, Retention):
     _name = _tests.__name__ + 'PostgreSQL'
     globals()[_name] = type(_name, (OnPostgreSQL, _tests, JournalTest), {})
 del _tests, _name
+
+
+class TermsPostgreSQL(OnPostgreSQL, OldLayoutPostgreSQL, Terms, JournalTest):
+    """The journal's terms (tests/support/termcases.py), on PostgreSQL."""
+
+    def test_a_writer_of_0_4_cannot_write_an_entry_of_no_term(self):
+        # the conversion's default is dropped: a router of 0.4 still running
+        # fails its writes rather than leave an entry no master can place
+        self.write_old_layout(positions=[1], last_pos=1)
+        self.open()
+        with self.assertRaises(psycopg.errors.NotNullViolation):
+            journal_rows(self.path, "INSERT INTO entries (pos, seq, key, data, ts) "
+                                    "VALUES (2, 2, '[\"k\"]', '\\xc0', 1.0) RETURNING pos")
 
 
 class HangingProxy:

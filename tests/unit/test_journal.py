@@ -17,6 +17,8 @@ from tests.support.journalcases import OnSQLite
 from tests.support.journalcases import Persistence
 from tests.support.journalcases import Retention
 from tests.support.journalcases import StreamId
+from tests.support.termcases import OldLayoutSQLite
+from tests.support.termcases import Terms
 
 
 class Layout(OnSQLite, JournalTest):
@@ -150,3 +152,7 @@ for _tests in (Basics, StreamId, Persistence, Retention):
     _name = _tests.__name__ + 'SQLite'
     globals()[_name] = type(_name, (OnSQLite, _tests, JournalTest), {})
 del _tests, _name
+
+
+class TermsSQLite(OnSQLite, OldLayoutSQLite, Terms, JournalTest):
+    """The journal's terms (tests/support/termcases.py), on SQLite."""
