@@ -28,6 +28,10 @@ from buildbot_mq_ordered.router.writer import JournalWriter
 WRITE_FAILED = ("sequencer: cannot write the journal {path}: {err} ({n} failed writes in a "
                 "row); masters retry")
 WRITES_AGAIN = "sequencer: the journal takes writes again (after {n} failed)"
+LOST_TAIL = ("sequencer: the journal {path} ends at position {head}, before position {known} "
+             "this router published: positions {first}..{known} are lost from it (did its "
+             "database fail over to a replica behind?); numbering on from {first} under a "
+             "new term (id {term_id}): masters that delivered them log a rewritten tail")
 
 
 class Sequencing:
@@ -54,6 +58,7 @@ class Sequencing:
         self.lookups = KeyLookups(journal, log)
         self.arrivals = Arrivals(self._knows, self.lookups.look_up)
         self.writer = JournalWriter(journal, self, run=run, clock=clock)
+        self.head = journal.last_pos
         self.reloaded(journal.producer_marks())
 
     def leads(self):
@@ -90,6 +95,10 @@ class Sequencing:
     def reloaded(self, marks):
         """Number on from the journal (at start, and after a failed commit
         once the writer is idle: nothing pending)."""
+        j = self.journal
+        if j.last_pos < self.head:
+            self.log.error(LOST_TAIL, path=j.name, head=j.last_pos, known=self.head,
+                           first=j.last_pos + 1, term_id=j.term_id)
         self.head = self.journal.last_pos   # published: everything committed is
         self.numbering = Numbering(
             last_pos=self.journal.last_pos, producer_marks=marks,

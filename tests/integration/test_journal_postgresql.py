@@ -22,6 +22,7 @@ from buildbot_mq_ordered.router import journalurl
 from buildbot_mq_ordered.router.journal import lease
 from buildbot_mq_ordered.router.journal import open_journal
 from buildbot_mq_ordered.router.journal import pglink
+from buildbot_mq_ordered.router.journal import pgwrites
 from buildbot_mq_ordered.router.journal import postgres
 from buildbot_mq_ordered.router.journal.watchdog import CHECK_EVERY
 from tests.support.journalcases import Basics
@@ -89,6 +90,9 @@ class PostgreSQLOnly(OnPostgreSQL, JournalTest):
         j = self.open()
         j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
         with self.assertRaises(psycopg.errors.UniqueViolation):
+            j.append_batches([([(2, 1, ('b',), b'x', j.term_id), (2, 1, ('c',), b'y', j.term_id)],
+                               'q', 9)])
+        with self.assertRaises(pgwrites.JournalMoved):     # not after the head
             j.append_batches([([(1, 1, ('b',), b'x', j.term_id), (2, 1, ('c',), b'y', j.term_id)],
                                'q', 9)])
         j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
@@ -114,6 +118,27 @@ del _tests, _name
 
 class TermsPostgreSQL(OnPostgreSQL, OldLayoutPostgreSQL, Terms, JournalTest):
     """The journal's terms (tests/support/termcases.py), on PostgreSQL."""
+
+    def test_an_append_to_a_journal_that_is_not_where_it_was_left_writes_nothing(self):
+        # a leader that kept its lease across a failover to a replica behind
+        # would leave a hole, or number over lost positions under its term
+        j = self.open()
+        j.term = 1
+        first = j.term_id
+        j.append([(p, p, ('k',), b'x', first) for p in (1, 2, 3)], 'p', 3)
+        self.lose_tail(j, 1)
+        with self.assertRaises(pgwrites.JournalMoved) as cm:
+            j.append([(4, 4, ('k',), b'x', first)], 'p', 4)
+        self.assertIn('its head is 1, not 3', str(cm.exception))
+        self.assertEqual([e[0] for e in j.read(1, 10)], [1])
+        j.load()
+        j.append([(2, 2, ('k',), b'y', j.term_id)], 'p', 2)
+        # its term's row gone (it began after what the replica had)
+        j._x(j._db, "DELETE FROM terms WHERE term_id = ?", (j.term_id,))
+        with self.assertRaises(pgwrites.JournalMoved) as cm:
+            j.append([(3, 3, ('k',), b'z', j.term_id)], 'p', 3)
+        self.assertIn(f'its term {j.term_id} is gone', str(cm.exception))
+        self.assertEqual([e[0] for e in j.read(1, 10)], [1, 2])
 
     def test_a_writer_of_0_4_cannot_write_an_entry_of_no_term(self):
         # the conversion's default is dropped: a router of 0.4 still running

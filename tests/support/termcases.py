@@ -62,6 +62,37 @@ class Terms:
         j.load()
         self.assertEqual([p for _, p in j.terms], [1, 2, 3])
 
+    def lose_tail(self, j, head):
+        """What a database that failed over to a replica behind shows: the
+        entries after ``head`` gone, its head back at ``head``."""
+        j._x(j._db, "DELETE FROM entries WHERE pos > ?", (head,))
+        j._x(j._db, "UPDATE meta SET value = ? WHERE name = 'last_pos'", (str(head),))
+
+    def test_a_journal_that_lost_its_tail_under_a_lease_begins_a_new_term_at_its_load(self):
+        # the lease's row comes over with the replica: its holder may renew
+        # it, and no take-over begins a term
+        j = self.open()
+        j.term = 1     # as under a lease (the fence itself: PostgreSQL's own tests)
+        first = j.term_id
+        j.append([(p, p, ('k',), b'x', first) for p in (1, 2, 3)], 'p', 3)
+        j.load()
+        self.assertEqual(j.term_id, first)      # where it was left: the same term
+        self.lose_tail(j, 1)
+        j.load()
+        self.assertNotEqual(j.term_id, first)
+        self.assertEqual(list(j.terms), [(first, 1), (j.term_id, 2)])
+        j.append([(2, 2, ('k',), b'y', j.term_id)], 'p', 2)
+        self.assertEqual([(e[0], e[4]) for e in j.read(1, 10)], [(1, first), (2, j.term_id)])
+
+    def test_a_term_gone_from_the_journal_ends_at_its_load(self):
+        j = self.open()
+        j.term = 1
+        first = j.term_id
+        j._x(j._db, "DELETE FROM terms WHERE term_id = ?", (first,))
+        j.load()
+        self.assertNotEqual(j.term_id, first)
+        self.assertEqual(list(j.terms), [(j.term_id, 1)])
+
     def count_terms(self, j):
         return j._x(j._db, "SELECT count(*) FROM terms").fetchone()[0]
 

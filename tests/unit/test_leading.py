@@ -103,7 +103,8 @@ class Shared(LeadershipTest):
         self.journal.term_id = 12345        # the term of an earlier lease
         self.leadership.lead(7)
         self.assertEqual(self.journal.term, 7)     # its writes are fenced by it
-        self.assertTrue(self.journal.term_due)     # the reload begins a new term
+        self.assertIsNone(self.journal.term_id)
+        self.assertTrue(self.journal.term_ends(0))  # the reload begins a new term
         self.assertEqual(self.owner.did, [])       # not before the journal was read
         self.writer.reloads[0].callback(None)
         self.assertEqual(self.owner.did, ['serve'])
@@ -140,7 +141,7 @@ class Shared(LeadershipTest):
         self.writer.reloads[0].callback(None)
         self.leadership.step_down(7, "its lease was not renewed in time")
         self.assertFalse(self.leadership.leading)
-        self.assertEqual((self.journal.term, self.journal.term_due), (None, False))
+        self.assertEqual((self.journal.term, self.journal.term_ends(0)), (None, False))
         self.assertEqual(self.owner.did, ['serve', 'unserve'])
         [failure] = self.writer.failures
         self.assertIsInstance(failure.value, Deposed)

@@ -214,6 +214,34 @@ class Terms(unittest.TestCase):
         entries = s.journal.read(1, 10)
         self.assertEqual([(e[0], e[4]) for e in entries], [(1, first), (2, first), (3, second)])
 
+    def test_a_journal_that_lost_its_tail_under_the_lease_is_a_new_term_and_one_error(self):
+        # PostgreSQL failed over to a replica behind; the lease's row came
+        # over with it, so this router still leads: its next load (after the
+        # refused commit) finds the head lower, and numbers on under a new term
+        s = make_sequencer(log=RecordingLog(said := []))
+        s.journal.term = 7      # a lease's, as PostgreSQL's Leadership sets it
+        first = s.journal.term_id
+        self.assertEqual(self.successResultOf(s.submit('p', [[1, ['a'], b'1'], [2, ['a'], b'2'],
+                                                             [3, ['a'], b'3']])), [3, 3, 0])
+        s.journal._db.execute("DELETE FROM entries WHERE pos > 1")
+        s.journal._db.execute("UPDATE meta SET value = 1 WHERE name = 'last_pos'")
+        s.journal._db.execute("UPDATE producers SET mark = 1")
+        self.successResultOf(s.sequencing.reload())
+        [(level, text, kw)] = said
+        self.assertEqual(level, 'error')
+        self.assertEqual(text.format(**kw).split(': masters')[0],
+                         "sequencer: the journal :memory: ends at position 1, before position 3 "
+                         "this router published: positions 2..3 are lost from it (did its "
+                         "database fail over to a replica behind?); numbering on from 2 under "
+                         f"a new term (id {s.journal.term_id})")
+        second = s.journal.term_id
+        self.assertNotEqual(second, first)
+        self.assertEqual(s.info()['terms'], [[first, 1], [second, 2]])
+        self.assertEqual(s.info()['term_id'], second)
+        # p learns the journal holds its seqs up to 1 only
+        self.assertEqual(self.successResultOf(s.submit('p', [[4, ['a'], b'4']])), [4, 2, 1])
+        self.assertEqual(s.published[-1][1][0][0::4], (2, second))
+
     def test_info_tells_the_most_recent_terms_only(self):
         path = self.mktemp()
         ids = []

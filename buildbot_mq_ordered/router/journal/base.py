@@ -50,6 +50,7 @@ class BaseJournal(Retention, TermHistory):
     """
 
     name = None    # what logs call it (a PostgreSQL URL without its password)
+    last_pos = 0   # the head, once loaded
     # a commit that waits for neither a disk nor a server costs less than
     # handing it to a thread and back: the writer runs it on the reactor
     commits_in_place = False
@@ -74,9 +75,9 @@ class BaseJournal(Retention, TermHistory):
 
     def load(self):
         """Read the head, the oldest position kept, the stream id and the
-        recent terms (again: another router may have written since)."""
-        if self.term_due:
-            self.begin_term()     # the first load under a lease taken
+        recent terms (again: another router may have written since); then,
+        under a lease, begin a new term if this one ended (``term_ends``)."""
+        known = self.last_pos
         db = self._db
         with self._transaction(db):
             self.stream_id = self._meta('stream_id')
@@ -84,6 +85,8 @@ class BaseJournal(Retention, TermHistory):
             row = self._x(db, "SELECT min(pos) FROM entries").fetchone()
             self.read_terms(db)
         self.first_pos = row[0] if row[0] is not None else self.last_pos + 1
+        if self.term_ends(known):
+            self.begin_term()
 
     def producer_marks(self):
         return dict(self._x(self._db, "SELECT producer, mark FROM producers").fetchall())

@@ -10,9 +10,13 @@ nothing that a take-over needs.
   still there: it takes the fence (the lease row FOR SHARE, while the
   term leads), moves the staged entries into the journal, upserts the
   counters and marks and moves the head, every part conditioned on the
-  fence and on the staged rows being the batch; it answers both (nothing
-  is written unless both held). Every entry gets the term id the batch was
-  numbered under. A take-over waits for that statement, no
+  fence, on the staged rows being the batch and on the journal ending
+  where the batch begins, under the batch's term (a database that failed
+  over to a replica behind does not, and may keep the lease's row: its
+  leader would leave a hole and number over lost positions under a term
+  masters know); it answers each (nothing is written unless all held).
+  Every entry gets the term id the batch was numbered under. A take-over
+  waits for that statement, no
   longer. (The extended protocol's Execute holds its locks until the Sync
   after it, which a stalled router may never send; a literal of the data
   in the simple query costs the server about 25 ns a byte to read.)
@@ -58,14 +62,16 @@ SELECT e.pos, e.seq, e.key, substring(%(data)s::bytea FROM e.start FOR e.size)
 FROM unnest(%(pos)s::bigint[], %(seq)s::bigint[], %(key)s::text[], %(start)s::int[],
             %(size)s::int[]) AS e(pos, seq, key, start, size)
 """
-_HELD = "(SELECT fenced AND staged FROM ok)"
+_HELD = "(SELECT fenced AND staged AND head = %(before)s AND term_kept FROM ok)"
 # a key's new counter is its last number, in position order
 COMMIT = f"""
 WITH fence AS ({{fence}}),
 new AS (DELETE FROM pg_temp.staged RETURNING pos, seq, key, data),
 new_marks AS (DELETE FROM pg_temp.staged_marks RETURNING producer, mark),
 ok AS (SELECT EXISTS (SELECT FROM fence) AS fenced,
-              (SELECT count(*) FROM new) = %(n)s AS staged),
+              (SELECT count(*) FROM new) = %(n)s AS staged,
+              (SELECT value FROM meta WHERE name = 'last_pos') AS head,
+              EXISTS (SELECT FROM terms WHERE term_id = %(term_id)s) AS term_kept),
 entries_in AS (
     INSERT INTO entries (pos, seq, key, data, ts, term)
     SELECT pos, seq, key, data, %(now)s::float8, %(term_id)s::bigint FROM new
@@ -81,7 +87,7 @@ marks_in AS (
     ON CONFLICT (producer) DO UPDATE SET mark = excluded.mark, ts = excluded.ts),
 head AS (
     UPDATE meta SET value = %(last)s WHERE name = 'last_pos' AND {_HELD})
-SELECT fenced, staged FROM ok
+SELECT fenced, staged, head, term_kept FROM ok
 """
 
 _FENCED = "EXISTS (SELECT FROM fence)"
@@ -157,14 +163,25 @@ def append(db, batches, now, term, term_id, staging):
     fence did not hold (nothing written)."""
     args = append_args(batches)
     staging.stage(db, args)
+    before = args['pos'][0] - 1
     with ClientCursor(db) as cur:
-        fenced, staged = cur.execute(
+        fenced, staged, head, term_kept = cur.execute(
             COMMIT.format(fence=fence(term)),
             {'term': term, 'term_id': term_id, 'n': len(args['pos']), 'now': now,
-             'last': str(args['pos'][-1])}).fetchone()
+             'last': str(args['pos'][-1]), 'before': str(before)}).fetchone()
     if fenced and not staged:
         raise RuntimeError("the staged batch was not whole: nothing written")
+    if fenced and (head != str(before) or not term_kept):
+        moved = f"its head is {head}, not {before}" if head != str(before) else \
+            f"its term {term_id} is gone"
+        raise JournalMoved(f"the journal is not where this router left it ({moved}: did its "
+                           "database fail over to a replica behind?): nothing written")
     return fenced
+
+
+class JournalMoved(RuntimeError):
+    """The journal's head or term is not the one this router numbered
+    after: the next load begins a new term from the head it finds."""
 
 
 class Staging:

@@ -50,10 +50,16 @@ class TermHistory:
         self.term = term
         self.term_id = None
 
-    @property
-    def term_due(self):
-        """A lease was taken since the last term began: the next load begins one."""
-        return self.term is not None and self.term_id is None
+    def term_ends(self, known_head):
+        """After a load under a lease: whether this router numbers on under
+        a new term. Yes for a lease newly taken; and for a journal that is
+        not where this router left it - its head below ``known_head``
+        (what it had committed) or its term gone - which a database that
+        failed over to a replica behind does without a take-over: the
+        lease's row came over with the replica, and its holder may renew it."""
+        return self.term is not None and (
+            self.term_id is None or self.last_pos < known_head
+            or self.term_id not in {term_id for term_id, _ in self.terms})
 
     def read_terms(self, db):
         rows = self._x(db, RECENT, (wire.MAX_TERMS,)).fetchall()
