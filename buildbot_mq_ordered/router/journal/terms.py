@@ -2,7 +2,9 @@
 
 A term begins when a router takes the lead - on PostgreSQL at each lease
 taken (the load after it), on SQLite at each opening of the journal - and
-every entry committed under it carries its id. The ``terms`` table holds
+when a leader finds the journal is not where it left it (PostgreSQL: a
+failover to a replica behind, which may keep the lease's row and so its
+holder); every entry committed under it carries its id. The ``terms`` table holds
 each term's id, the first position it could number (the head + 1 when it
 began: it may hold no entry yet), the number it is ordered by (the lease's
 term on PostgreSQL, one more than the last on SQLite) and when it began.
