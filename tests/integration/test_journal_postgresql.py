@@ -17,6 +17,7 @@ import psycopg
 from twisted.internet import defer
 from twisted.internet import threads
 
+from buildbot_mq_ordered.load.processes import free_port
 from buildbot_mq_ordered.router import journal as journal_module
 from buildbot_mq_ordered.router import journalurl
 from buildbot_mq_ordered.router.journal import lease
@@ -210,6 +211,32 @@ class HangingProxy:
     def close(self):
         self._listener.close()
         self.resume()
+
+
+class MultiHost(OnPostgreSQL, JournalTest):
+    """libpq's multi-host URL (issue 22): each connection, a broken one's
+    replacement too, goes to the host that answers and takes writes."""
+
+    def test_a_host_list_connects_to_the_host_that_takes_writes_and_again_after_a_break(self):
+        dead = free_port()     # nothing listens there: a primary that is gone
+        user_at, rest = self.path.split('://', 1)[1].split('@', 1)
+        database = rest.split('/', 1)[1]
+        url = (f"postgresql://{user_at}@127.0.0.1:{dead},{rest.split('/')[0]}/{database}"
+               "?target_session_attrs=read-write&connect_timeout=2")
+        j = self.open(url)
+        self.assertIn(f':***@127.0.0.1:{dead},', j.name)
+        self.assertNotIn(':postgres@', j.name)
+        j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
+        # the server ends the writer's session (as a failover does): the
+        # append under way fails, the next one is on a new connection
+        ended = journal_rows(self.path, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        "WHERE datname = current_database() "
+                                        "AND pid <> pg_backend_pid()")
+        self.assertTrue(ended)
+        with self.assertRaises(psycopg.OperationalError):
+            j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
+        j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
+        self.assertEqual([e[0] for e in j.read(1, 10)], [1, 2])
 
 
 class HungLink(OnPostgreSQL, JournalTest):
