@@ -10,14 +10,30 @@ would turn them into something else or refuse them (docs/guarantees.rst
 lists what still changes on the way).
 
 info(protocol=[major, minor]) -> {'stream_id': ..., 'head': last_pos,
-    'first_pos': oldest retained}: a master's handshake, refused with
-    PROTOCOL_MISMATCH when the sequencer does not speak its major version
+          'first_pos': oldest retained,
+          'term': the lease's term number, 'journal_rows': ..., 'term_id': the
+          current term's id, 'terms': [[term_id, first_pos], ...] the journal's
+          most recent terms (at most MAX_TERMS), oldest first, the current one
+          last}: a master's handshake, refused with PROTOCOL_MISMATCH when the
+          sequencer does not speak its major version
 submit(producer_id, [[producer_seq, key, data], ...])
-    -> [producer_mark, last_pos]: the highest producer_seq sequenced for
-       producer_id, and the position of the batch's last new message (or None)
+    -> [producer_mark, last_pos, prior_mark]: the highest producer_seq
+       sequenced for producer_id, the position of the batch's last new
+       message (or None), and the producer's mark in the journal before
+       this batch (0 if none): lower than what a master was acknowledged,
+       the journal lost the difference (a failover, a restored backup)
 replay(from_pos, limit) -> [stream_id, first_pos, last_pos, [entry, ...]]
     first_pos: oldest position still in the history; last_pos: the head
-stream event: (stream_id, [entry, ...])  with entry = [pos, seq, key, data]
+stream event: (stream_id, [entry, ...])
+    with entry = [pos, seq, key, data, term_id]
+
+A term is one leader's epoch: a router taking the lead (PostgreSQL: each
+lease taken; SQLite: each opening of the journal by a router) makes a new
+random term id, and every entry carries the id of the term that committed
+it. A journal that lost its tail (an asynchronous replica promoted, a
+backup restored) continues under a new term from a lower position: a
+master that meets a term id it does not know learns where that term began
+(info's ``terms``) before it takes any position as delivered.
 
 The stream id names the journal the positions belong to (a UUID made with
 it): a router that lost its journal starts a new stream, with a new id.
@@ -76,6 +92,10 @@ MAX_EVENT_BYTES = 4 * 1024 * 1024
 # the sequencer keeps keys (counters) and producer ids (marks): both bounded
 MAX_KEY_BYTES = 4096
 MAX_PRODUCER_ID = 128
+# the most terms info() tells (the journal's most recent ones)
+MAX_TERMS = 32
+# a term id: a positive 63-bit integer
+MAX_TERM_ID = 2 ** 63 - 1
 
 # msgpack extension for a datetime without tzinfo (ISO text): aware ones
 # travel as msgpack's own Timestamp, which has no room for "naive"
@@ -170,13 +190,18 @@ def decode_data(raw):
                                ext_hook=_ext, object_pairs_hook=_tuple_keys)
 
 
+def is_term_id(t):
+    return type(t) is int and 0 < t <= MAX_TERM_ID
+
+
 def is_entry(e):
-    """Well-formed stream entry? (checked once per entry at the edge)"""
-    return (isinstance(e, (list, tuple)) and len(e) == 4
+    """Well-formed stream entry [pos, seq, key, data, term_id]? (checked once
+    per entry at the edge)"""
+    return (isinstance(e, (list, tuple)) and len(e) == 5
             and type(e[0]) is int and e[0] > 0 and type(e[1]) is int
             and isinstance(e[2], (list, tuple))
             and all(isinstance(k, str) for k in e[2])
-            and isinstance(e[3], bytes))
+            and isinstance(e[3], bytes) and is_term_id(e[4]))
 
 
 def is_replay_answer(a):

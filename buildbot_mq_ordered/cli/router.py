@@ -40,7 +40,9 @@ def add_parser(sub):
                         "path relative to the current directory, or sqlite:////PATH "
                         "absolute (default: sequencer.sqlite in the node directory); "
                         "or postgresql://USER@HOST[:PORT]/DB, shared by every router "
-                        "started with it (one leads); the password from PGPASSWORD or "
+                        "started with it (one leads): libpq's URL, so several hosts "
+                        "with ?target_session_attrs=read-write follow a failover "
+                        "(HOST1:PORT1,HOST2:PORT2); the password from PGPASSWORD or "
                         "PGPASSFILE (~/.pgpass), never on the command line")
     p.add_argument('--fsync', action='store_true',
                    help="fsync the journal on every batch (survives power loss)")

@@ -1,7 +1,8 @@
 """Whether this router's sequencer leads, and the moves in and out of the
 lead.
 
-With SQLite the journal is this router's alone: it leads term 1 for good.
+With SQLite the journal is this router's alone: it leads term 1 for good
+(the journal began a term of its own when it was opened).
 With PostgreSQL every router started with the database is a candidate; the
 holder of the lease (``LeaseKeeper``) leads. Taking the lead, it reads the
 journal again (another router may have written it) and numbers on from
@@ -64,8 +65,9 @@ class Leadership:
         (another router may have written it), then serve. The reload is
         answered by a load that started after it was asked for: one that
         began before (a step-down's) may have read the journal before this
-        router's last commits ended."""
-        self.journal.term = term
+        router's last commits ended. That load begins the journal's new term
+        (a new term id) before anything is numbered under it."""
+        self.journal.take_lease(term)
         try:
             yield self.sequencing.reload()
         except Exception as e:
@@ -78,7 +80,7 @@ class Leadership:
         """Stop at once: serve nothing, publish nothing more, fail what is
         queued; a candidate again."""
         self.leading = False
-        self.journal.term = None
+        self.journal.take_lease(None)
         self.log.warn("sequencer: no longer leads realm {realm} (term {term}): {reason}; "
                       "a candidate again", realm=self.realm, term=term,
                       reason=wire.shown(reason))

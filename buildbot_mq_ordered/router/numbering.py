@@ -19,8 +19,10 @@ class Numbering:
     every reload) and numbers each submitted batch with ``assign``."""
 
     def __init__(self, last_pos=0, producer_marks=None, lookup_seq=None,
-                 key_cache_size=10000, key_cache_bytes=4 * 1024 * 1024):
+                 key_cache_size=10000, key_cache_bytes=4 * 1024 * 1024, term_id=None):
         self.last_pos = last_pos
+        # the journal's term: every entry numbered here carries it
+        self.term_id = term_id
         # producer id -> highest producer sequence number sequenced
         self.producer_marks = dict(producer_marks or {})
         self._lookup_seq = lookup_seq or (lambda key: 0)
@@ -52,7 +54,7 @@ class Numbering:
         already had sequenced is a resubmission and is dropped.
 
         Returns (entries, producer_mark): entries are (pos, seq, key,
-        payload) for the new messages, and producer_mark is the highest
+        payload, term_id) for the new messages, and producer_mark is the highest
         producer_seq now sequenced for this producer (what the submitter may
         forget).
         """
@@ -61,6 +63,7 @@ class Numbering:
         batch = {}   # this batch's counters: applied only if numbering succeeds
         entries = []
         pos = self.last_pos
+        term_id = self.term_id
         for pseq, key, payload in messages:
             if pseq <= mark:
                 continue
@@ -73,7 +76,7 @@ class Numbering:
             seq += 1
             batch[key] = seq
             pos += 1
-            entries.append((pos, seq, key, payload))
+            entries.append((pos, seq, key, payload, term_id))
         self.last_pos = pos
         if mark:
             self.producer_marks[producer] = mark

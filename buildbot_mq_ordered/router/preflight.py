@@ -74,7 +74,7 @@ def journal_path(args):
     prefix = journalurl.SQLITE
     if not args.journal.startswith(prefix) or len(args.journal) == len(prefix):
         raise SystemExit(f"--journal must be sqlite:///PATH or "
-                         f"postgresql://USER@HOST[:PORT]/DB, not {args.journal!r}")
+                         f"{journalurl.SHAPE}, not {journalurl.masked(args.journal)!r}")
     path = os.path.abspath(args.journal[len(prefix):])
     if not os.path.isdir(os.path.dirname(path)):
         raise SystemExit(f"--journal: no such directory: {os.path.dirname(path)}")

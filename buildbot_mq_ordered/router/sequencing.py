@@ -25,6 +25,14 @@ from buildbot_mq_ordered.router.numbering import Numbering
 from buildbot_mq_ordered.router.replayreads import ReplayReads
 from buildbot_mq_ordered.router.writer import JournalWriter
 
+WRITE_FAILED = ("sequencer: cannot write the journal {path}: {err} ({n} failed writes in a "
+                "row); masters retry")
+WRITES_AGAIN = "sequencer: the journal takes writes again (after {n} failed)"
+LOST_TAIL = ("sequencer: the journal {path} ends at position {head}, before position {known} "
+             "this router published: positions {first}..{known} are lost from it (did its "
+             "database fail over to a replica behind?); numbering on from {first} under a "
+             "new term (id {term_id}): masters that delivered them log a rewritten tail")
+
 
 class Sequencing:
     """Owns the numbering, the arrivals and their key lookups, the journal's
@@ -44,15 +52,13 @@ class Sequencing:
         self._publish = publish
         self.log = log
         self._key_cache_size = key_cache_size
-        self._write_failures = FailureLog(
-            log, "sequencer: cannot write the journal {path}: {err} ({n} failed writes in a "
-                 "row); masters retry", "sequencer: the journal takes writes again (after "
-                                        "{n} failed)")
+        self._write_failures = FailureLog(log, WRITE_FAILED, WRITES_AGAIN)
         self.stopped = False
         self.replays = ReplayReads(journal, lambda: self.head)
         self.lookups = KeyLookups(journal, log)
         self.arrivals = Arrivals(self._knows, self.lookups.look_up)
         self.writer = JournalWriter(journal, self, run=run, clock=clock)
+        self.head = journal.last_pos
         self.reloaded(journal.producer_marks())
 
     def leads(self):
@@ -89,10 +95,15 @@ class Sequencing:
     def reloaded(self, marks):
         """Number on from the journal (at start, and after a failed commit
         once the writer is idle: nothing pending)."""
+        j = self.journal
+        if j.last_pos < self.head:
+            self.log.error(LOST_TAIL, path=j.name, head=j.last_pos, known=self.head,
+                           first=j.last_pos + 1, term_id=j.term_id)
         self.head = self.journal.last_pos   # published: everything committed is
         self.numbering = Numbering(
             last_pos=self.journal.last_pos, producer_marks=marks,
-            lookup_seq=self._known_seq, key_cache_size=self._key_cache_size)
+            lookup_seq=self._known_seq, key_cache_size=self._key_cache_size,
+            term_id=self.journal.term_id)
 
     def pruned(self, marks):
         # marks unused for the retention time are gone from the journal;
@@ -133,7 +144,8 @@ class Sequencing:
     # the sequencer's procedures
 
     def submit(self, producer, messages):
-        """A Deferred of [producer mark, last position or None]."""
+        """A Deferred of [producer mark, last position or None, the mark
+        before]."""
         self.must_lead()
         started = time.perf_counter()
         messages = [(m[0], tuple(m[1]), m[2]) for m in messages]
@@ -144,19 +156,22 @@ class Sequencing:
 
     def _number(self, producer, messages, started):
         self.must_lead()
+        # the journal's: a master has one submit in flight, and the numbering
+        # starts again from the journal after a failed commit or a take-over
+        prior = self.numbering.producer_marks.get(producer, 0)
         entries, mark = self.numbering.assign(producer, messages)
         d = self.writer.write(entries, producer, mark)
         d.addCallbacks(self._committed, self._not_committed,
-                       callbackArgs=(entries, mark, started))
+                       callbackArgs=(entries, [mark, None, prior], started))
         return d
 
-    def _committed(self, _, entries, mark, started):
+    def _committed(self, _, entries, answer, started):
         self.must_lead()
-        if not entries:
-            return [mark, None]
-        self._write_failures.succeeded()
-        metrics.observe_commit(time.perf_counter() - started, len(entries))
-        return [mark, entries[-1][0]]
+        if entries:
+            self._write_failures.succeeded()
+            metrics.observe_commit(time.perf_counter() - started, len(entries))
+            answer[1] = entries[-1][0]
+        return answer
 
     def _not_committed(self, failure):
         # nothing acknowledged, nothing published: the writer has the
@@ -173,6 +188,13 @@ class Sequencing:
 
     def info(self, term):
         self.must_lead()
-        j = self.journal
-        return {'stream_id': j.stream_id, 'head': self.head, 'first_pos': j.first_pos,
-                'term': term, 'journal_rows': max(0, self.head - j.first_pos + 1)}
+        return info_answer(self.journal, self.head, term)
+
+
+def info_answer(journal, head, term):
+    """``info``'s answer (wire.py): the stream, the head published, the
+    lease's term, and the journal's terms."""
+    j = journal
+    return {'stream_id': j.stream_id, 'head': head, 'first_pos': j.first_pos,
+            'term': term, 'journal_rows': max(0, head - j.first_pos + 1),
+            'term_id': j.term_id, 'terms': [list(t) for t in j.terms]}

@@ -61,7 +61,7 @@ class Failover(RouterSet, unittest.TestCase):
     def test_leader_killed_the_other_leads_and_continues_the_positions(self):
         url, routers, leader, standby, info = yield self.two_routers()
         ack = yield self.submit(leader, 'prod-a', [[i, ['k'], b'%d' % i] for i in range(1, 6)])
-        self.assertEqual(ack, [5, 5])
+        self.assertEqual(ack, [5, 5, 0])
         self.assertEqual(info['head'], 0)
         leader.kill()
         killed = time.monotonic()
@@ -71,7 +71,9 @@ class Failover(RouterSet, unittest.TestCase):
         self.assertLess(failover, FAILOVER_BOUND)
         self.assertGreater(info2['term'], info['term'])
         self.assertEqual((info2['head'], info2['stream_id']), (5, info['stream_id']))
-        self.assertEqual((yield self.submit(standby, 'prod-b', [[1, ['k'], b'6']])), [1, 6])
+        # a take-over begins a term of its own, at the head + 1
+        self.assertEqual(info2['terms'], [[info['term_id'], 1], [info2['term_id'], 6]])
+        self.assertEqual((yield self.submit(standby, 'prod-b', [[1, ['k'], b'6']])), [1, 6, 0])
         rows = self.assert_journal_whole(url)
         self.assertEqual(rows[-1], (6, 6, '["k"]'))
         self.assert_password_kept(standby, url)
@@ -116,7 +118,7 @@ class Failover(RouterSet, unittest.TestCase):
         # woken, whatever it still believes, it commits nothing
         answer = yield call(leader, wire.SUBMIT, 'prod-a', [[2, ['k'], b'2']])
         self.assertEqual(answer[0], 'error', answer)
-        self.assertEqual((yield self.submit(standby, 'prod-a', [[2, ['k'], b'2']])), [2, 2])
+        self.assertEqual((yield self.submit(standby, 'prod-a', [[2, ['k'], b'2']])), [2, 2, 1])
         leader2, _ = yield self.leader_of(routers)
         self.assertIs(leader2, standby)
         self.assertEqual(len(self.assert_journal_whole(url)), 2)
@@ -150,7 +152,7 @@ class Failover(RouterSet, unittest.TestCase):
               f"{time.monotonic() - cut:.1f} s")
         self.assertGreater(info2['term'], info['term'])
         self.assertEqual(info2['head'], 3)
-        self.assertEqual((yield self.submit(second, 'prod-a', [[4, ['k'], b'a']])), [4, 4])
+        self.assertEqual((yield self.submit(second, 'prod-a', [[4, ['k'], b'a']])), [4, 4, 3])
         # back on the network: a candidate, and the lead stays where it is
         proxy.restore()
         leader, info3 = yield self.leader_of([first, second])

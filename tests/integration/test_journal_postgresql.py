@@ -17,11 +17,13 @@ import psycopg
 from twisted.internet import defer
 from twisted.internet import threads
 
+from buildbot_mq_ordered.load.processes import free_port
 from buildbot_mq_ordered.router import journal as journal_module
 from buildbot_mq_ordered.router import journalurl
 from buildbot_mq_ordered.router.journal import lease
 from buildbot_mq_ordered.router.journal import open_journal
 from buildbot_mq_ordered.router.journal import pglink
+from buildbot_mq_ordered.router.journal import pgwrites
 from buildbot_mq_ordered.router.journal import postgres
 from buildbot_mq_ordered.router.journal.watchdog import CHECK_EVERY
 from tests.support.journalcases import Basics
@@ -32,6 +34,8 @@ from tests.support.journalcases import Retention
 from tests.support.ha import poll
 from tests.support.journalcases import StreamId
 from tests.support.pgutil import journal_rows
+from tests.support.termcases import OldLayoutPostgreSQL
+from tests.support.termcases import Terms
 from tests.support.util import with_timeout
 
 
@@ -67,37 +71,42 @@ class PostgreSQLOnly(OnPostgreSQL, JournalTest):
         self.addCleanup(db.close)
         a.term = lease.acquire(db.get(), 'router-a', 60).term
         self.assertIsNone(lease.acquire(db.get(), 'router-b', 60))   # a's runs
-        a.append([(1, 1, ('k',), b'1')], 'p', 1)
+        a.append([(1, 1, ('k',), b'1', a.term_id)], 'p', 1)
         with self.assertRaises(lease.Deposed):     # b leads nothing yet
-            b.append([(2, 2, ('k',), b'2')], 'p', 2)
+            b.append([(2, 2, ('k',), b'2', b.term_id)], 'p', 2)
         lease.release(db.get(), a.term)            # as if it ran out
         b.term = lease.acquire(db.get(), 'router-b', 60).term
         self.assertEqual(b.term, a.term + 1)
         self.assertIsNone(lease.renew(db.get(), a.term, 60))
         with self.assertRaises(lease.Deposed):
-            a.append([(2, 2, ('k',), b'2')], 'p', 2)
+            a.append([(2, 2, ('k',), b'2', a.term_id)], 'p', 2)
         b.load()
         self.assertEqual(b.last_pos, 1)
-        b.append([(2, 2, ('k',), b'2')], 'p', 2)
+        b.append([(2, 2, ('k',), b'2', b.term_id)], 'p', 2)
         self.assertGreater(lease.renew(db.get(), b.term, 60), 59)
         self.assertEqual([e[0] for e in b.read(1, 10)], [1, 2])
 
     def test_a_failed_append_leaves_nothing_for_the_next(self):
         # its batch was staged, then refused: the next append writes its own only
         j = self.open()
-        j.append([(1, 1, ('a',), b'1')], 'p', 1)
+        j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
         with self.assertRaises(psycopg.errors.UniqueViolation):
-            j.append_batches([([(1, 1, ('b',), b'x'), (2, 1, ('c',), b'y')], 'q', 9)])
-        j.append([(2, 2, ('a',), b'2')], 'p', 2)
-        self.assertEqual(j.read(1, 10), [[1, 1, ['a'], b'1'], [2, 2, ['a'], b'2']])
+            j.append_batches([([(2, 1, ('b',), b'x', j.term_id), (2, 1, ('c',), b'y', j.term_id)],
+                               'q', 9)])
+        with self.assertRaises(pgwrites.JournalMoved):     # not after the head
+            j.append_batches([([(1, 1, ('b',), b'x', j.term_id), (2, 1, ('c',), b'y', j.term_id)],
+                               'q', 9)])
+        j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
+        self.assertEqual(j.read(1, 10), [[1, 1, ['a'], b'1', j.term_id],
+                                         [2, 2, ['a'], b'2', j.term_id]])
         self.assertEqual((j.producer_marks(), j.last_seq(('c',))), ({'p': 2}, 0))
 
     def test_a_broken_connection_is_made_again(self):
         j = self.open()
-        j.append([(1, 1, ('a',), b'1')], 'p', 1)
+        j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
         j._db.close()
         j._lookup_db.close()
-        j.append([(2, 2, ('a',), b'2')], 'p', 2)
+        j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
         self.assertEqual(j.last_seq(('a',)), 2)
 
 
@@ -106,6 +115,40 @@ for _tests in (Basics, StreamId, Persistence, Retention):
     _name = _tests.__name__ + 'PostgreSQL'
     globals()[_name] = type(_name, (OnPostgreSQL, _tests, JournalTest), {})
 del _tests, _name
+
+
+class TermsPostgreSQL(OnPostgreSQL, OldLayoutPostgreSQL, Terms, JournalTest):
+    """The journal's terms (tests/support/termcases.py), on PostgreSQL."""
+
+    def test_an_append_to_a_journal_that_is_not_where_it_was_left_writes_nothing(self):
+        # a leader that kept its lease across a failover to a replica behind
+        # would leave a hole, or number over lost positions under its term
+        j = self.open()
+        j.term = 1
+        first = j.term_id
+        j.append([(p, p, ('k',), b'x', first) for p in (1, 2, 3)], 'p', 3)
+        self.lose_tail(j, 1)
+        with self.assertRaises(pgwrites.JournalMoved) as cm:
+            j.append([(4, 4, ('k',), b'x', first)], 'p', 4)
+        self.assertIn('its head is 1, not 3', str(cm.exception))
+        self.assertEqual([e[0] for e in j.read(1, 10)], [1])
+        j.load()
+        j.append([(2, 2, ('k',), b'y', j.term_id)], 'p', 2)
+        # its term's row gone (it began after what the replica had)
+        j._x(j._db, "DELETE FROM terms WHERE term_id = ?", (j.term_id,))
+        with self.assertRaises(pgwrites.JournalMoved) as cm:
+            j.append([(3, 3, ('k',), b'z', j.term_id)], 'p', 3)
+        self.assertIn(f'its term {j.term_id} is gone', str(cm.exception))
+        self.assertEqual([e[0] for e in j.read(1, 10)], [1, 2])
+
+    def test_a_writer_of_0_4_cannot_write_an_entry_of_no_term(self):
+        # the conversion's default is dropped: a router of 0.4 still running
+        # fails its writes rather than leave an entry no master can place
+        self.write_old_layout(positions=[1], last_pos=1)
+        self.open()
+        with self.assertRaises(psycopg.errors.NotNullViolation):
+            journal_rows(self.path, "INSERT INTO entries (pos, seq, key, data, ts) "
+                                    "VALUES (2, 2, '[\"k\"]', '\\xc0', 1.0) RETURNING pos")
 
 
 class HangingProxy:
@@ -170,6 +213,32 @@ class HangingProxy:
         self.resume()
 
 
+class MultiHost(OnPostgreSQL, JournalTest):
+    """libpq's multi-host URL (issue 22): each connection, a broken one's
+    replacement too, goes to the host that answers and takes writes."""
+
+    def test_a_host_list_connects_to_the_host_that_takes_writes_and_again_after_a_break(self):
+        dead = free_port()     # nothing listens there: a primary that is gone
+        user_at, rest = self.path.split('://', 1)[1].split('@', 1)
+        database = rest.split('/', 1)[1]
+        url = (f"postgresql://{user_at}@127.0.0.1:{dead},{rest.split('/')[0]}/{database}"
+               "?target_session_attrs=read-write&connect_timeout=2")
+        j = self.open(url)
+        self.assertIn(f':***@127.0.0.1:{dead},', j.name)
+        self.assertNotIn(':postgres@', j.name)
+        j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
+        # the server ends the writer's session (as a failover does): the
+        # append under way fails, the next one is on a new connection
+        ended = journal_rows(self.path, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        "WHERE datname = current_database() "
+                                        "AND pid <> pg_backend_pid()")
+        self.assertTrue(ended)
+        with self.assertRaises(psycopg.OperationalError):
+            j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
+        j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
+        self.assertEqual([e[0] for e in j.read(1, 10)], [1, 2])
+
+
 class HungLink(OnPostgreSQL, JournalTest):
     """The link to the server hangs (a proxy that accepts and forwards
     nothing): every call on every connection fails within its bound, and
@@ -186,10 +255,10 @@ class HungLink(OnPostgreSQL, JournalTest):
         keeper = j.new_connection()
         self.addCleanup(keeper.close)
         j.term = lease.acquire(keeper, 'router-a', 60).term
-        j.append([(1, 1, ('a',), b'1')], 'p', 1)
+        j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
         self.assertEqual(j.last_seq(('a',)), 1)
         proxy.hang()
-        calls = {'writer': (pglink.WRITER, j.append, [(2, 2, ('a',), b'2')], 'p', 2),
+        calls = {'writer': (pglink.WRITER, j.append, [(2, 2, ('a',), b'2', j.term_id)], 'p', 2),
                  'lookups': (pglink.LOOKUPS, j.last_seq, ('a',)),
                  'lease': (pglink.LEASE, lease.renew, keeper, j.term, 60)}
 
@@ -209,7 +278,7 @@ class HungLink(OnPostgreSQL, JournalTest):
             self.assertLess(seconds, limits.bound + 2 * CHECK_EVERY + 0.5)
         proxy.resume()
         self.assertIsNotNone(lease.renew(keeper, j.term, 60))
-        j.append([(2, 2, ('a',), b'2')], 'p', 2)
+        j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 2)
         self.assertEqual(j.last_seq(('a',)), 2)
         self.assertEqual([e[0] for e in j.read(1, 10)], [1, 2])
 
@@ -221,10 +290,11 @@ from buildbot_mq_ordered.router.journal import lease, open_journal
 j = open_journal(sys.argv[1])
 j.fenced = True
 conn = j.new_connection()
-j.term = lease.acquire(conn.get(), 'stopped', 60).term
+j.take_lease(lease.acquire(conn.get(), 'stopped', 60).term)
+j.load()     # begins the lease's term
 pos = 0
 while True:
-    batch = [(pos + i, pos + i, ('k', str(i % 7)), b'x' * 200) for i in range(1, 101)]
+    batch = [(pos + i, pos + i, ('k', str(i % 7)), b'x' * 200, j.term_id) for i in range(1, 101)]
     try:
         j.append_batches([(batch, 'p', pos + 100)])
     except lease.Deposed:

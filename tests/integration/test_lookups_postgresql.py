@@ -20,8 +20,9 @@ class Lookups(unittest.TestCase):
     def test_many_keys_in_the_lookup_thread(self):
         j = open_journal(fresh_database(self))
         self.addCleanup(j.close)
+        j.begin_term()
         keys = [('k', str(i)) for i in range(base.LOOKUP_CHUNK * 2 + 7)]
-        j.append([(i + 1, 3, key, b'x') for i, key in enumerate(keys[::2])], 'p', 1)
+        j.append([(i + 1, 3, key, b'x', j.term_id) for i, key in enumerate(keys[::2])], 'p', 1)
         lookups = JournalReader(j, 'journal-lookups', in_place=j.lookups_in_place)
         self.addCleanup(lookups.stop)
         where = []

@@ -23,8 +23,13 @@ class SteppingDown(unittest.TestCase):
         db = s.journal.new_connection()
         self.addCleanup(db.close)
         leadership = s.leadership
-        leadership.term = s.journal.term = lease.acquire(db.get(), 'me', 60).term
-        self.assertEqual(self.successResultOf(s.submit('p', [[1, ['a'], b'1']])), [1, 1])
+        leadership.term = lease.acquire(db.get(), 'me', 60).term
+        # as Leadership.lead does: the lease's first load begins a term
+        s.journal.take_lease(leadership.term)
+        self.successResultOf(s.sequencing.reload())
+        term_id = s.journal.term_id
+        self.assertEqual(s.info()['terms'][-1], [term_id, 1])
+        self.assertEqual(self.successResultOf(s.submit('p', [[1, ['a'], b'1']])), [1, 1, 0])
         self.assertEqual(s.info()['term'], leadership.term)
         leadership.step_down(leadership.term, "its lease was not renewed in time")
         self.assertEqual([level for level, _, _ in said], ['warn'])
@@ -34,6 +39,6 @@ class SteppingDown(unittest.TestCase):
                 call(*args)
             self.assertEqual(e.exception.error, wire.JOURNAL_ERROR)
         with self.assertRaises(lease.Deposed):
-            s.journal.append([(2, 2, ('a',), b'2')], 'p', 2)
+            s.journal.append([(2, 2, ('a',), b'2', term_id)], 'p', 2)
         self.assertEqual(s.journal.counts()['entries'], 1)
-        self.assertEqual(s.published, [(wire.STREAM, [(1, 1, ('a',), b'1')])])
+        self.assertEqual(s.published, [(wire.STREAM, [(1, 1, ('a',), b'1', term_id)])])

@@ -30,6 +30,10 @@ class JournalTest(unittest.TestCase):
             location = self.path
         j = open_journal(location, **kw)
         self.addCleanup(j.close)
+        if j.term_id is None:
+            # a PostgreSQL journal used alone numbers under a term once begun
+            # (a shared one: at each lease taken); SQLite's began at its opening
+            j.begin_term()
         return j
 
     def setUp(self):
@@ -40,7 +44,7 @@ class JournalTest(unittest.TestCase):
         """Number (pseq, key) pairs with a Numbering wired to the journal
         and append them, as the sequencer does."""
         n = Numbering(last_pos=j.last_pos, producer_marks=j.producer_marks(),
-                      lookup_seq=j.last_seq, **kw)
+                      lookup_seq=j.last_seq, term_id=j.term_id, **kw)
         entries, mark = n.assign(producer, [(p, k, str(p).encode()) for p, k in specs])
         j.append(entries, producer, mark)
         return n, entries
@@ -84,17 +88,17 @@ class Basics:
 
     def test_append_and_read(self):
         j = self.open()
-        j.append([(1, 1, ('a', 'b.c'), b'\x81\xa1x\x01'), (2, 1, ('', '#'), b'\xc0')],
-                 'p', 2)
-        j.append([(3, 2, ('a', 'b.c'), b'\x00\xff')], 'p', 3)
+        j.append([(1, 1, ('a', 'b.c'), b'\x81\xa1x\x01', j.term_id),
+                  (2, 1, ('', '#'), b'\xc0', j.term_id)], 'p', 2)
+        j.append([(3, 2, ('a', 'b.c'), b'\x00\xff', j.term_id)], 'p', 3)
         self.assertEqual(j.last_pos, 3)
         self.assertEqual(j.first_pos, 1)
         self.assertEqual(j.read(1, 10), [
-            [1, 1, ['a', 'b.c'], b'\x81\xa1x\x01'],
-            [2, 1, ['', '#'], b'\xc0'],
-            [3, 2, ['a', 'b.c'], b'\x00\xff'],
+            [1, 1, ['a', 'b.c'], b'\x81\xa1x\x01', j.term_id],
+            [2, 1, ['', '#'], b'\xc0', j.term_id],
+            [3, 2, ['a', 'b.c'], b'\x00\xff', j.term_id],
         ])
-        self.assertEqual(j.read(2, 1), [[2, 1, ['', '#'], b'\xc0']])
+        self.assertEqual(j.read(2, 1), [[2, 1, ['', '#'], b'\xc0', j.term_id]])
         self.assertEqual(j.read(4, 10), [])
         self.assertEqual(j.read(0, 2), j.read(1, 2))
 
@@ -106,8 +110,9 @@ class Basics:
 
     def test_keys_are_exact(self):
         j = self.open()
-        j.append([(1, 4, ('a.b',), b'1'), (2, 7, ('a', 'b'), b'2'),
-                  (3, 2, ('a', ''), b'3'), (4, 9, (), b'4'), (5, 1, ('日本',), b'5')],
+        t = j.term_id
+        j.append([(1, 4, ('a.b',), b'1', t), (2, 7, ('a', 'b'), b'2', t),
+                  (3, 2, ('a', ''), b'3', t), (4, 9, (), b'4', t), (5, 1, ('日本',), b'5', t)],
                  'p', 5)
         self.assertEqual(j.last_seq(('a.b',)), 4)
         self.assertEqual(j.last_seq(('a', 'b')), 7)
@@ -119,20 +124,22 @@ class Basics:
 
     def test_last_seq_is_last_in_batch(self):
         j = self.open()
-        j.append([(1, 1, ('k',), b'a'), (2, 2, ('k',), b'b'), (3, 3, ('k',), b'c')], 'p', 3)
+        t = j.term_id
+        j.append([(1, 1, ('k',), b'a', t), (2, 2, ('k',), b'b', t), (3, 3, ('k',), b'c', t)],
+                 'p', 3)
         self.assertEqual(j.last_seq(('k',)), 3)
 
     def test_duplicate_position_rolls_back(self):
         j = self.open()
-        j.append([(1, 1, ('k',), b'a')], 'p', 1)
+        j.append([(1, 1, ('k',), b'a', j.term_id)], 'p', 1)
         with self.assertRaises(Exception):
-            j.append([(2, 2, ('k',), b'b'), (1, 3, ('k',), b'c')], 'q', 9)
+            j.append([(2, 2, ('k',), b'b', j.term_id), (1, 3, ('k',), b'c', j.term_id)], 'q', 9)
         self.assertEqual(j.last_pos, 1)
-        self.assertEqual(j.read(1, 10), [[1, 1, ['k'], b'a']])
+        self.assertEqual(j.read(1, 10), [[1, 1, ['k'], b'a', j.term_id]])
         self.assertEqual(j.producer_marks(), {'p': 1})
         self.assertEqual(j.last_seq(('k',)), 1)
         # still usable
-        j.append([(2, 2, ('k',), b'b')], 'p', 2)
+        j.append([(2, 2, ('k',), b'b', j.term_id)], 'p', 2)
         self.assertEqual(j.last_pos, 2)
 
 
@@ -151,8 +158,8 @@ class Persistence:
 
     def test_reopen_keeps_everything(self):
         j = self.open()
-        j.append([(1, 1, ('a',), b'1'), (2, 1, ('b',), b'2')], 'p1', 2)
-        j.append([(3, 2, ('a',), b'3')], 'p2', 7)
+        j.append([(1, 1, ('a',), b'1', j.term_id), (2, 1, ('b',), b'2', j.term_id)], 'p1', 2)
+        j.append([(3, 2, ('a',), b'3', j.term_id)], 'p2', 7)
         j.close()
         j2 = self.open()
         self.assertEqual(j2.last_pos, 3)
@@ -164,14 +171,14 @@ class Persistence:
 
     def test_producer_mark_updates(self):
         j = self.open()
-        j.append([(1, 1, ('a',), b'1')], 'p', 1)
-        j.append([(2, 2, ('a',), b'2')], 'p', 5)
+        j.append([(1, 1, ('a',), b'1', j.term_id)], 'p', 1)
+        j.append([(2, 2, ('a',), b'2', j.term_id)], 'p', 5)
         j.close()
         self.assertEqual(self.open().producer_marks(), {'p': 5})
 
     def test_positions_survive_full_prune_and_reopen(self):
         j = self.open(retention_messages=0)
-        j.append([(1, 1, ('a',), b'1'), (2, 2, ('a',), b'2')], 'p', 2)
+        j.append([(1, 1, ('a',), b'1', j.term_id), (2, 2, ('a',), b'2', j.term_id)], 'p', 2)
         self.assertEqual(j.prune(), 2)
         self.assertEqual(j.first_pos, 3)
         self.assertEqual(j.last_pos, 2)
@@ -181,9 +188,9 @@ class Persistence:
         self.assertEqual(j2.first_pos, 3)
         self.assertEqual(j2.read(1, 10), [])
         self.assertEqual(j2.last_seq(('a',)), 2)   # counters outlive retention
-        j2.append([(3, 3, ('a',), b'3')], 'p', 3)
+        j2.append([(3, 3, ('a',), b'3', j2.term_id)], 'p', 3)
         self.assertEqual(j2.first_pos, 3)
-        self.assertEqual(j2.read(1, 10), [[3, 3, ['a'], b'3']])
+        self.assertEqual(j2.read(1, 10), [[3, 3, ['a'], b'3', j2.term_id]])
 
     def test_numbering_continues_after_reopen(self):
         j = self.open()
@@ -205,7 +212,7 @@ class Persistence:
 
     def test_numbering_evicted_key_found_in_journal(self):
         j = self.open()
-        n = Numbering(lookup_seq=j.last_seq, key_cache_size=1)
+        n = Numbering(lookup_seq=j.last_seq, key_cache_size=1, term_id=j.term_id)
         for pseq, key in enumerate([('a',), ('a',), ('b',), ('c',), ('a',)], start=1):
             entries, mark = n.assign('p', [(pseq, key, b'null')])
             j.append(entries, 'p', mark)
@@ -216,7 +223,7 @@ class Retention:
 
     def fill(self, j, n, start=1, dt=0.0):
         for pos in range(start, start + n):
-            j.append([(pos, pos, ('k',), str(pos).encode())], 'p', pos)
+            j.append([(pos, pos, ('k',), str(pos).encode(), j.term_id)], 'p', pos)
             self.clock.now += dt
 
     def test_prune_by_count(self):
@@ -257,7 +264,7 @@ class Retention:
         j2 = self.open(self.new_location(), retention_messages=2, retention_seconds=100,
                        clock=self.clock)
         for pos in range(1, 11):
-            j2.append([(pos, pos, ('k',), b'1')], 'p', pos)
+            j2.append([(pos, pos, ('k',), b'1', j2.term_id)], 'p', pos)
         j2.prune()
         self.assertEqual(j2.first_pos, 9)     # count keeps 2 < age keeps all
 
@@ -266,9 +273,9 @@ class Retention:
         # keys embed ids, about 57 new ones per build
         j = self.open(retention_messages=2, clock=self.clock)
         for pos, key in enumerate(['a', 'b', 'c', 'd'], start=1):
-            j.append([(pos, 1, (key,), b'1')], 'p', pos)
+            j.append([(pos, 1, (key,), b'1', j.term_id)], 'p', pos)
             self.clock.now += 1
-        j.append([(5, 2, ('a',), b'1')], 'p', 5)   # 'a' used again: kept
+        j.append([(5, 2, ('a',), b'1', j.term_id)], 'p', 5)   # 'a' used again: kept
         j.prune()
         self.assertEqual([e[0] for e in j.read(1, 10)], [4, 5])
         self.assertEqual({k: j.last_seq((k,)) for k in 'abcd'},
@@ -277,8 +284,8 @@ class Retention:
 
     def test_prune_keeps_counters_and_marks(self):
         j = self.open(retention_messages=1, clock=self.clock)
-        j.append([(1, 1, ('a',), b'1')], 'p1', 1)
-        j.append([(2, 1, ('b',), b'2')], 'p2', 1)
+        j.append([(1, 1, ('a',), b'1', j.term_id)], 'p1', 1)
+        j.append([(2, 1, ('b',), b'2', j.term_id)], 'p2', 1)
         j.prune()
         self.assertEqual(j.first_pos, 2)
         self.assertEqual(j.last_seq(('a',)), 1)
@@ -302,16 +309,16 @@ class Retention:
         # issue 10: a producer row per master start and a counter per key
         # ever seen, never pruned
         j = self.open(retention_seconds=100, clock=self.clock)
-        j.append([(1, 1, ('old',), b'1')], 'gone', 1)
+        j.append([(1, 1, ('old',), b'1', j.term_id)], 'gone', 1)
         self.clock.now += 60
-        j.append([(2, 1, ('new',), b'2')], 'here', 1)
+        j.append([(2, 1, ('new',), b'2', j.term_id)], 'here', 1)
         self.clock.now += 60                # 'old' and 'gone' unused for 120 s
         j.prune()
         self.assertEqual(j.producer_marks(), {'here': 1})
         self.assertEqual((j.last_seq(('old',)), j.last_seq(('new',))), (0, 1))
         self.assertEqual(j.counts(), {'entries': 1, 'keyseq': 1, 'producers': 1})
         # a use keeps them: 'here' again, 90 s later
-        j.append([(3, 2, ('new',), b'3')], 'here', 2)
+        j.append([(3, 2, ('new',), b'3', j.term_id)], 'here', 2)
         self.clock.now += 90
         j.prune()
         self.assertEqual(j.producer_marks(), {'here': 2})

@@ -153,9 +153,9 @@ class SequencingLookups(unittest.TestCase):
         self.assertEqual([keys for keys, _ in self.held.asked], [[('a',)]])
         self.assertEqual(self.s.published, [])     # nothing numbered meanwhile
         self.held.answer({('a',): 2})
-        self.assertEqual((first, second, third), ([[1, 4]], [[1, 5]], []))
+        self.assertEqual((first, second, third), ([[1, 4, 0]], [[1, 5, 0]], []))
         self.held.answer()        # c: asked once a was answered
-        self.assertEqual(third, [[1, 6]])
+        self.assertEqual(third, [[1, 6, 0]])
         self.assertEqual([list(e[:3]) for e in self.s.journal.read(4, 10)],
                          [[4, 3, ['a']], [5, 4, ['a']], [6, 1, ['c']]])
 
@@ -166,7 +166,7 @@ class SequencingLookups(unittest.TestCase):
         self.assertEqual([level for level, _, _ in self.said], ['error'])
         retried = self.send('p', 'a')
         self.held.answer({('a',): 2})
-        self.assertEqual(retried, [[1, 4]])
+        self.assertEqual(retried, [[1, 4, 0]])
         self.assertEqual([level for level, _, _ in self.said], ['error', 'info'])
 
     def test_a_step_down_fails_what_waits(self):
@@ -192,5 +192,5 @@ class SequencingLookups(unittest.TestCase):
         answers.append(outcome(s.submit('r', [[1, ['x'], b'x']])))
         self.assertEqual(self.held.asked, [])
         jobs.run_all()
-        self.assertEqual(answers, [[[1, 1]], [[1, 2]], [[1, 3]]])
+        self.assertEqual(answers, [[[1, 1, 0]], [[1, 2, 0]], [[1, 3, 0]]])
         self.assertEqual([e[1] for e in s.journal.read(1, 10)], [1, 1, 2])

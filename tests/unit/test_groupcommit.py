@@ -28,11 +28,6 @@ class Owner:
         self.told.append(('prune_failed', str(failure.value)))
 
 
-def batch(pos, key='k', producer='p', mark=None):
-    """One numbered batch of one entry: (entries, producer, mark)."""
-    return [(pos, pos, (key,), b'x')], producer, pos if mark is None else mark
-
-
 class GroupCommitTest(unittest.TestCase):
 
     def setUp(self):
@@ -41,6 +36,12 @@ class GroupCommitTest(unittest.TestCase):
         self.owner = Owner()
         self.now = 0.0
         self.commits = GroupCommit(self.journal, self.owner, clock=lambda: self.now)
+
+    def batch(self, pos, key='k', producer='p', mark=None):
+        """One batch of one entry numbered under the journal's term:
+        (entries, producer, mark)."""
+        entries = [(pos, pos, (key,), b'x', self.journal.term_id)]
+        return entries, producer, pos if mark is None else mark
 
     def next_job(self, kind):
         job = self.commits.next_job()
@@ -70,9 +71,9 @@ class GroupCommitTest(unittest.TestCase):
 class Groups(GroupCommitTest):
 
     def test_batches_written_during_a_commit_are_the_next_group(self):
-        first = self.commits.write(*batch(1))
+        first = self.commits.write(*self.batch(1))
         job = self.next_job('commit')
-        later = [self.commits.write(*batch(pos)) for pos in (2, 3)]
+        later = [self.commits.write(*self.batch(pos)) for pos in (2, 3)]
         self.assertIsNone(self.commits.next_job())     # one job at a time
         answered = self.answers([first] + later)
         self.run_job(job)
@@ -86,7 +87,7 @@ class Groups(GroupCommitTest):
 
     def test_a_resubmission_waits_for_the_batches_before_it(self):
         self.assertEqual(self.answers([self.commits.write([], 'p', 0)]), ['ok'])   # idle
-        self.commits.write(*batch(1))
+        self.commits.write(*self.batch(1))
         job = self.next_job('commit')
         again = self.answers([self.commits.write([], 'p', 1)])
         self.run_job(job)
@@ -95,9 +96,9 @@ class Groups(GroupCommitTest):
         self.assertEqual(again, ['ok'])
 
     def test_what_is_not_yet_committed_is_found_in_the_group_and_the_queue(self):
-        self.commits.write(*batch(1, key='a', producer='p'))
+        self.commits.write(*self.batch(1, key='a', producer='p'))
         self.next_job('commit')
-        self.commits.write(*batch(2, key='a', producer='q'))
+        self.commits.write(*self.batch(2, key='a', producer='q'))
         self.assertEqual(self.commits.batches.pending_seq(('a',)), 2)
         self.assertIsNone(self.commits.batches.pending_seq(('b',)))
         self.assertEqual(self.commits.batches.producers(), {'p', 'q'})
@@ -106,26 +107,26 @@ class Groups(GroupCommitTest):
 class Failures(GroupCommitTest):
 
     def test_a_failed_commit_fails_everything_numbered_after_it_until_reloaded(self):
-        first = self.commits.write(*batch(1))
+        first = self.commits.write(*self.batch(1))
         job = self.next_job('commit')
-        queued = self.commits.write(*batch(2))
+        queued = self.commits.write(*self.batch(2))
         answered = self.answers([first, queued])
         self.run_job(job, OSError("disk I/O error"))
         self.assertEqual(answered, ['disk I/O error', 'disk I/O error'])
         # refused until the journal was read again: a load comes next
-        self.assertEqual(self.answers([self.commits.write(*batch(1))]), ['disk I/O error'])
+        self.assertEqual(self.answers([self.commits.write(*self.batch(1))]), ['disk I/O error'])
         self.run_job(self.next_job('load'))
         self.assertEqual(self.owner.told, [('reloaded', {})])
-        self.assertEqual(self.answers([self.commits.write(*batch(1))]), [])
+        self.assertEqual(self.answers([self.commits.write(*self.batch(1))]), [])
         self.run_job(self.next_job('commit'))
         self.assertEqual(self.journal.last_pos, 1)
 
     def test_a_refused_batch_asks_for_one_more_load_when_the_pace_allows(self):
-        answered = self.answers([self.commits.write(*batch(1))])
+        answered = self.answers([self.commits.write(*self.batch(1))])
         self.run_job(self.next_job('commit'), OSError("server away"))
         self.run_job(self.next_job('load'), OSError("server away"))
         self.assertIsNone(self.commits.next_job())     # not hammered
-        answered += self.answers([self.commits.write(*batch(1))])
+        answered += self.answers([self.commits.write(*self.batch(1))])
         self.assertEqual(answered, ['server away', 'server away'])
         self.assertIsNone(self.commits.next_job())     # the second load of a run waits
         self.assertTrue(self.commits.load_waits)
@@ -133,9 +134,9 @@ class Failures(GroupCommitTest):
         self.next_job('load')
 
     def test_fail_fails_the_queue_and_the_group_under_way_commits_on_its_own(self):
-        first = self.commits.write(*batch(1))
+        first = self.commits.write(*self.batch(1))
         job = self.next_job('commit')
-        queued = self.commits.write(*batch(2))
+        queued = self.commits.write(*self.batch(2))
         answered = self.answers([first, queued])
         self.commits.fail(Failure(RuntimeError("deposed")))
         self.assertEqual(answered, ['deposed'])
@@ -145,7 +146,7 @@ class Failures(GroupCommitTest):
         self.assertIsNone(self.commits.failure)
 
     def test_reload_waits_for_the_job_under_way(self):
-        self.commits.write(*batch(1))
+        self.commits.write(*self.batch(1))
         job = self.next_job('commit')
         reloaded = self.answers([self.commits.reload()])
         self.assertIsNone(self.commits.next_job())
@@ -160,18 +161,18 @@ class Failures(GroupCommitTest):
         reloaded = self.answers([self.commits.reload()])
         self.run_job(self.next_job('load'), OSError("server away"))
         self.assertEqual(reloaded, ['server away'])
-        self.assertEqual(self.answers([self.commits.write(*batch(1))]), ['deposed'])
+        self.assertEqual(self.answers([self.commits.write(*self.batch(1))]), ['deposed'])
 
 
 class Prunes(GroupCommitTest):
 
     def test_a_prune_due_comes_after_the_commit_and_a_failed_one_holds_nothing(self):
         self.journal._appends_since_prune = journal_module.PRUNE_EVERY - 1
-        first = self.answers([self.commits.write(*batch(1))])
+        first = self.answers([self.commits.write(*self.batch(1))])
         self.run_job(self.next_job('commit'))
         self.assertEqual(first, ['ok'])
         job = self.next_job('prune')
-        second = self.answers([self.commits.write(*batch(2))])
+        second = self.answers([self.commits.write(*self.batch(2))])
         self.run_job(job, OSError("disk I/O error"))
         self.assertEqual(self.owner.told[-1], ('prune_failed', 'disk I/O error'))
         self.run_job(self.next_job('commit'))     # one prune per due, even failed
@@ -179,7 +180,7 @@ class Prunes(GroupCommitTest):
 
     def test_a_prune_tells_the_owner_the_marks_kept(self):
         self.journal._appends_since_prune = journal_module.PRUNE_EVERY - 1
-        self.commits.write(*batch(1))
+        self.commits.write(*self.batch(1))
         self.run_job(self.next_job('commit'))
         self.run_job(self.next_job('prune'))
         self.assertEqual(self.owner.told[-1], ('pruned', {'p': 1}))
@@ -196,16 +197,16 @@ class Reloads(GroupCommitTest):
         self.run_job(first)
         self.assertEqual(reloaded, [])
         # batches are refused until the lead's own load ended
-        self.assertEqual(self.answers([self.commits.write(*batch(1))]), ['deposed'])
+        self.assertEqual(self.answers([self.commits.write(*self.batch(1))]), ['deposed'])
         self.run_job(self.next_job('load'))
         self.assertEqual(reloaded, ['ok'])
         self.assertEqual([t for t, _ in self.owner.told], ['reloaded', 'reloaded'])
-        self.assertEqual(self.answers([self.commits.write(*batch(1))]), [])
+        self.assertEqual(self.answers([self.commits.write(*self.batch(1))]), [])
 
     def test_batches_queued_before_a_reload_are_committed_first_later_ones_refused(self):
-        queued = self.answers([self.commits.write(*batch(1))])
+        queued = self.answers([self.commits.write(*self.batch(1))])
         reloaded = self.answers([self.commits.reload()])
-        refused = self.answers([self.commits.write(*batch(2))])
+        refused = self.answers([self.commits.write(*self.batch(2))])
         self.assertEqual(refused, ['the sequencer is reading its journal again'])
         self.run_job(self.next_job('commit'))
         self.assertEqual(queued, ['ok'])
@@ -214,10 +215,10 @@ class Reloads(GroupCommitTest):
         self.assertEqual(self.owner.told, [('committed', [1]), ('reloaded', {'p': 1})])
 
     def test_a_batch_refused_during_a_load_asks_for_no_other(self):
-        self.answers([self.commits.write(*batch(1))])
+        self.answers([self.commits.write(*self.batch(1))])
         self.run_job(self.next_job('commit'), OSError("disk I/O error"))
         load = self.next_job('load')
-        self.assertEqual(self.answers([self.commits.write(*batch(1))]), ['disk I/O error'])
+        self.assertEqual(self.answers([self.commits.write(*self.batch(1))]), ['disk I/O error'])
         self.run_job(load)
         self.assertIsNone(self.commits.next_job())
         self.assertIsNone(self.commits.failure)
@@ -227,12 +228,12 @@ class Reloads(GroupCommitTest):
         load = self.next_job_after_a_failure()
         self.commits.fail(Failure(RuntimeError("deposed")))
         self.run_job(load)
-        self.assertEqual(self.answers([self.commits.write(*batch(1))]), ['deposed'])
+        self.assertEqual(self.answers([self.commits.write(*self.batch(1))]), ['deposed'])
         self.run_job(self.next_job('load'))
         self.assertIsNone(self.commits.failure)
 
     def next_job_after_a_failure(self):
-        self.answers([self.commits.write(*batch(1))])
+        self.answers([self.commits.write(*self.batch(1))])
         self.run_job(self.next_job('commit'), OSError("disk I/O error"))
         return self.next_job('load')
 
@@ -248,7 +249,7 @@ class Pace(GroupCommitTest):
         self.load_times = []
         for tick in range(int(seconds / every)):
             self.now = tick * every
-            self.answers([self.commits.write(*batch(1))])
+            self.answers([self.commits.write(*self.batch(1))])
             job = self.commits.next_job()
             if job is None:
                 continue
@@ -267,10 +268,10 @@ class Pace(GroupCommitTest):
         self.run_failing(3)
         self.now = 10
         self.run_job(self.next_job('load'))
-        self.answers([self.commits.write(*batch(1))])
+        self.answers([self.commits.write(*self.batch(1))])
         self.run_job(self.next_job('commit'))
         self.assertEqual(self.commits.pace.failures, 0)
-        self.answers([self.commits.write(*batch(2))])
+        self.answers([self.commits.write(*self.batch(2))])
         self.run_job(self.next_job('commit'), OSError("disk I/O error"))
         self.next_job('load')                     # at once again
 
@@ -284,12 +285,12 @@ class Pace(GroupCommitTest):
 class Stop(GroupCommitTest):
 
     def test_stop_fails_the_queue_refuses_batches_and_starts_nothing(self):
-        self.answers([self.commits.write(*batch(1))])
+        self.answers([self.commits.write(*self.batch(1))])
         job = self.next_job('commit')
-        queued = self.answers([self.commits.write(*batch(2))])
+        queued = self.answers([self.commits.write(*self.batch(2))])
         self.commits.stop()
         self.assertEqual(queued, ['the router is stopping'])
-        self.assertEqual(self.answers([self.commits.write(*batch(3))]),
+        self.assertEqual(self.answers([self.commits.write(*self.batch(3))]),
                          ['the router is stopping'])
         self.run_job(job)          # the commit under way ends on its own
         self.assertEqual(self.owner.told, [('committed', [1])])

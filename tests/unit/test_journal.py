@@ -17,6 +17,8 @@ from tests.support.journalcases import OnSQLite
 from tests.support.journalcases import Persistence
 from tests.support.journalcases import Retention
 from tests.support.journalcases import StreamId
+from tests.support.termcases import OldLayoutSQLite
+from tests.support.termcases import Terms
 
 
 class Layout(OnSQLite, JournalTest):
@@ -81,19 +83,19 @@ class DiskFull(OnSQLite, JournalTest):
         # own ROLLBACK then failed with "cannot rollback - no transaction is
         # active", and that was all anyone saw
         j = self.open()
-        j.append([(1, 1, ('k',), b'x')], 'p', 1)
+        j.append([(1, 1, ('k',), b'x', j.term_id)], 'p', 1)
         pages = j._db.execute("PRAGMA page_count").fetchone()[0]
         j._db.execute(f"PRAGMA max_page_count = {pages + 1}")
         with self.assertRaises(sqlite3.OperationalError) as cm:
             for pos in range(2, 50):
-                j.append([(pos, pos, ('k',), b'x' * 3000)], 'p', pos)
+                j.append([(pos, pos, ('k',), b'x' * 3000, j.term_id)], 'p', pos)
         self.assertIn('full', str(cm.exception))
         # the failed batch left nothing behind; room again: it goes through
         failed = pos
         self.assertEqual(j.last_pos, failed - 1)
         self.assertEqual([e[0] for e in j.read(1, 100)], list(range(1, failed)))
         j._db.execute("PRAGMA max_page_count = 1000000")
-        j.append([(failed, failed, ('k',), b'y')], 'p', failed)
+        j.append([(failed, failed, ('k',), b'y', j.term_id)], 'p', failed)
         self.assertEqual(j.read(failed, 1)[0][3], b'y')
 
 
@@ -114,9 +116,9 @@ class SQLiteOnly(OnSQLite, JournalTest):
 
     def test_memory_journal(self):
         j = self.open(':memory:', retention_messages=1)
-        j.append([(1, 1, ('a',), b'1'), (2, 2, ('a',), b'2')], 'p', 2)
+        j.append([(1, 1, ('a',), b'1', j.term_id), (2, 2, ('a',), b'2', j.term_id)], 'p', 2)
         self.assertEqual(j.prune(), 1)
-        self.assertEqual(j.read(1, 10), [[2, 2, ['a'], b'2']])
+        self.assertEqual(j.read(1, 10), [[2, 2, ['a'], b'2', j.term_id]])
 
 
 class Lookups(OnSQLite, JournalTest):
@@ -126,7 +128,7 @@ class Lookups(OnSQLite, JournalTest):
     def test_many_keys_in_few_queries_and_keys_never_numbered_are_0(self):
         j = self.open()
         keys = [('k', str(i)) for i in range(base.LOOKUP_CHUNK * 2 + 7)]
-        j.append([(i + 1, 3, key, b'x') for i, key in enumerate(keys[::2])], 'p', 1)
+        j.append([(i + 1, 3, key, b'x', j.term_id) for i, key in enumerate(keys[::2])], 'p', 1)
         queries = []
         j._lookup_db.set_trace_callback(queries.append)
         seqs = j.last_seqs(keys + [('new', 'é')])
@@ -137,7 +139,7 @@ class Lookups(OnSQLite, JournalTest):
     @defer.inlineCallbacks
     def test_a_lookup_reader_reads_in_its_thread_on_its_connection(self):
         j = self.open()
-        j.append([(1, 1, ('a',), b'x')], 'p', 1)
+        j.append([(1, 1, ('a',), b'x', j.term_id)], 'p', 1)
         lookups = JournalReader(j, 'journal-lookups')
         self.addCleanup(lookups.stop)
         self.assertEqual((yield lookups.last_seqs([('a',), ('b',)])), {('a',): 1, ('b',): 0})
@@ -150,3 +152,7 @@ for _tests in (Basics, StreamId, Persistence, Retention):
     _name = _tests.__name__ + 'SQLite'
     globals()[_name] = type(_name, (OnSQLite, _tests, JournalTest), {})
 del _tests, _name
+
+
+class TermsSQLite(OnSQLite, OldLayoutSQLite, Terms, JournalTest):
+    """The journal's terms (tests/support/termcases.py), on SQLite."""

@@ -2,13 +2,12 @@
 sequencer that serves, the writer and the lease keeper are stand-ins that
 record what they are told."""
 
-from types import SimpleNamespace
-
 from autobahn.wamp.exception import ApplicationError
 from twisted.internet import defer
 from twisted.trial import unittest
 
 from buildbot_mq_ordered.router.journal.lease import Deposed
+from buildbot_mq_ordered.router.journal.terms import TermHistory
 from buildbot_mq_ordered.router.leading import Leadership
 from tests.support.sequencer import Keeper
 from tests.support.sequencer import RecordingLog
@@ -52,10 +51,16 @@ class Writer:
         self.failures.append(failure)
 
 
+class Journal(TermHistory):
+    """The journal's lease and term, as the leadership sets them."""
+    name = 'sequencer.sqlite'
+    last_pos = 4
+
+
 class LeadershipTest(unittest.TestCase):
 
     def setUp(self):
-        self.journal = SimpleNamespace(name='sequencer.sqlite', last_pos=4, term=None)
+        self.journal = Journal()
         self.owner = Owner()
         self.writer = Writer()
         self.said = []
@@ -95,8 +100,11 @@ class Shared(LeadershipTest):
 
     def test_taking_the_lead_reads_the_journal_again_then_serves(self):
         self.shared(7)
+        self.journal.term_id = 12345        # the term of an earlier lease
         self.leadership.lead(7)
         self.assertEqual(self.journal.term, 7)     # its writes are fenced by it
+        self.assertIsNone(self.journal.term_id)
+        self.assertTrue(self.journal.term_ends(0))  # the reload begins a new term
         self.assertEqual(self.owner.did, [])       # not before the journal was read
         self.writer.reloads[0].callback(None)
         self.assertEqual(self.owner.did, ['serve'])
@@ -133,7 +141,7 @@ class Shared(LeadershipTest):
         self.writer.reloads[0].callback(None)
         self.leadership.step_down(7, "its lease was not renewed in time")
         self.assertFalse(self.leadership.leading)
-        self.assertIsNone(self.journal.term)
+        self.assertEqual((self.journal.term, self.journal.term_ends(0)), (None, False))
         self.assertEqual(self.owner.did, ['serve', 'unserve'])
         [failure] = self.writer.failures
         self.assertIsInstance(failure.value, Deposed)

@@ -21,7 +21,7 @@ class RecordingStore:
         return self.seqs.get(key, 0)
 
     def record(self, entries):
-        for _pos, seq, key, _payload in entries:
+        for _pos, seq, key, _payload, _term in entries:
             self.seqs[key] = seq
 
 
@@ -43,15 +43,15 @@ class Positions(unittest.TestCase):
         self.assertEqual(n.last_pos, 3)
 
     def test_starts_after_last_pos(self):
-        n = Numbering(last_pos=41)
+        n = Numbering(last_pos=41, term_id=7)
         entries, _ = n.assign('p', msgs((1, ('a',))))
-        self.assertEqual(entries, [(42, 1, ('a',), '"1"')])
+        self.assertEqual(entries, [(42, 1, ('a',), '"1"', 7)])
         self.assertEqual(n.last_pos, 42)
 
-    def test_entry_shape_keeps_key_and_payload(self):
-        n = Numbering()
+    def test_entry_shape_keeps_key_and_payload_and_carries_the_term(self):
+        n = Numbering(term_id=2 ** 63 - 1)
         entries, _ = n.assign('p', [(7, ('x', ''), '{"a":1}')])
-        self.assertEqual(entries, [(1, 1, ('x', ''), '{"a":1}')])
+        self.assertEqual(entries, [(1, 1, ('x', ''), '{"a":1}', 2 ** 63 - 1)])
 
     def test_empty_batch(self):
         n = Numbering(last_pos=5)
@@ -111,10 +111,10 @@ class ProducerDedup(unittest.TestCase):
         self.assertEqual(n.last_seq(('a',)), 3)
 
     def test_partial_resubmission(self):
-        n = Numbering()
+        n = Numbering(term_id=5)
         n.assign('p', msgs((1, ('a',)), (2, ('a',))))
         entries, mark = n.assign('p', msgs((2, ('a',)), (3, ('a',)), (4, ('b',))))
-        self.assertEqual(entries, [(3, 3, ('a',), '"3"'), (4, 1, ('b',), '"4"')])
+        self.assertEqual(entries, [(3, 3, ('a',), '"3"', 5), (4, 1, ('b',), '"4"', 5)])
         self.assertEqual(mark, 4)
         self.assertEqual(n.producer_marks, {'p': 4})
 
@@ -255,7 +255,7 @@ class Properties(unittest.TestCase):
         self.assertEqual(sorted(payloads), sorted(sent))
         # per exact key: 1, 2, 3, ... in position order
         per_key = {}
-        for _pos, seq, key, _payload in all_entries:
+        for _pos, seq, key, _payload, _term in all_entries:
             per_key.setdefault(key, []).append(seq)
         for key, seqs in per_key.items():
             self.assertEqual(seqs, list(range(1, len(seqs) + 1)), key)

@@ -63,7 +63,7 @@ class Renumbering(unittest.TestCase):
     def test_a_step_down_and_a_new_lead_never_number_a_position_twice(self):
         first = self.send('p', 1, 'k')
         self.jobs.run_next()
-        self.assertEqual(first, [[1, 1]])
+        self.assertEqual(first, [[1, 1, 0]])
         # term 1 is lost: load #1 (the step-down's) starts
         self.s.leadership.step_down(1, "its lease was not renewed in time")
         self.assertEqual(self.jobs.names(), ['load'])
@@ -82,7 +82,7 @@ class Renumbering(unittest.TestCase):
         self.assertEqual(self.positions(), list(range(1, len(self.positions()) + 1)))
         acked = [o[0][1] for o in between + after if isinstance(o[0], list)]
         self.assertEqual(len(acked), len(set(acked)))
-        self.assertEqual([o[0] for o in after], [[1, 2], [1, 3]])
+        self.assertEqual([o[0] for o in after], [[1, 2, 0], [1, 3, 0]])
 
     def test_a_batch_refused_while_the_journal_is_read_again_asks_for_no_other_load(self):
         self.s.leadership.keeper = None          # SQLite: the same path
@@ -101,7 +101,7 @@ class Renumbering(unittest.TestCase):
         self.assertIsInstance(refused[0], Exception)
         self.assertEqual(self.tried_twice(), [])   # (the failed commit never ran)
         self.assertEqual(self.appends.errors, [])
-        self.assertEqual([o[0] for o in later], [[1, 1], [1, 2]])
+        self.assertEqual([o[0] for o in later], [[1, 1, 0], [1, 2, 0]])
         self.assertEqual(self.positions(), [1, 2])
 
 

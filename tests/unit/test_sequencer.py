@@ -28,18 +28,21 @@ class Submit(unittest.TestCase):
     def test_numbers_publishes_and_acknowledges(self):
         s = make_sequencer()
         ack = self.ack(s, 'p1', [[1, ['a'], b'1'], [2, ['a'], b'2'], [3, ['b'], b'3']])
-        self.assertEqual(ack, [3, 3])
+        self.assertEqual(ack, [3, 3, 0])
         topic, entries = s.published[0]
         self.assertEqual(topic, wire.STREAM)
         self.assertEqual([list(e[:2]) for e in entries], [[1, 1], [2, 2], [3, 1]])
+        # every entry names the term that committed it
+        self.assertEqual({e[4] for e in entries}, {s.journal.term_id})
+        self.assertTrue(all(wire.is_entry(list(e)) for e in entries))
 
     def test_resubmission_is_dropped(self):
         s = make_sequencer()
         s.submit('p1', [[1, ['a'], b'1'], [2, ['a'], b'2']])
         ack = self.ack(s, 'p1', [[1, ['a'], b'1'], [2, ['a'], b'2'], [3, ['a'], b'3']])
-        self.assertEqual(ack, [3, 3])
+        self.assertEqual(ack, [3, 3, 2])
         self.assertEqual([e[0] for e in s.published[1][1]], [3])
-        self.assertEqual(self.ack(s, 'p1', [[2, ['a'], b'2']]), [3, None])
+        self.assertEqual(self.ack(s, 'p1', [[2, ['a'], b'2']]), [3, None, 3])
         self.assertEqual(len(s.published), 2)
 
     def test_malformed_submit_is_refused_and_changes_nothing(self):
@@ -50,7 +53,7 @@ class Submit(unittest.TestCase):
                 s.submit(*args)
             self.assertEqual(e.exception.error, wire.MALFORMED)
         self.assertEqual(s.published, [])
-        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
+        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1, 0])
 
     def test_journal_failure_acknowledges_nothing_and_loses_no_number(self):
         s = make_sequencer()
@@ -65,7 +68,7 @@ class Submit(unittest.TestCase):
         s.journal.append_batches = real_append
         # the retried message gets the next position and number, as if
         # the failed attempt never happened
-        self.assertEqual(self.ack(s, 'p', [[2, ['a'], b'2']]), [2, 2])
+        self.assertEqual(self.ack(s, 'p', [[2, ['a'], b'2']]), [2, 2, 1])
         self.assertEqual(list(s.published[-1][1][0][:2]), [2, 2])
 
     def test_journal_failures_are_one_error_per_run(self):
@@ -83,7 +86,7 @@ class Submit(unittest.TestCase):
                           self.refused(s, 'p', [[1, ['a'], b'1']]).args[0])
         s.journal.append_batches = real_append
         s.clock.advance(1)      # the journal is read again, at its pace
-        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
+        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1, 0])
         self.assertEqual([(level, kw.get('n')) for level, _, kw in said],
                          [('error', 1), ('error', 100), ('info', 150)])
         self.assertIn('database or disk is full', str(said[0][2]['err']))
@@ -112,9 +115,10 @@ class Submit(unittest.TestCase):
         self.assertEqual(s.published, [])
         # the largest key and producer id that are allowed pass
         key = ['k' * (wire.MAX_KEY_BYTES - 1), 'x']
-        self.assertEqual(self.ack(s, 'p' * wire.MAX_PRODUCER_ID, [[1, key, b'1']]), [1, 1])
+        self.assertEqual(self.ack(s, 'p' * wire.MAX_PRODUCER_ID, [[1, key, b'1']]),
+                         [1, 1, 0])
         self.assertEqual(self.successResultOf(s.replay(1)),
-                         [s.journal.stream_id, 1, 1, [[1, 1, key, b'1']]])
+                         [s.journal.stream_id, 1, 1, [[1, 1, key, b'1', s.journal.term_id]]])
 
     def test_replay_answer_is_bounded_by_bytes(self):
         # issue 10: 5,000 entries of 4 KiB made an answer over the router's
@@ -141,7 +145,7 @@ class Submit(unittest.TestCase):
         def broken():
             raise sqlite3.OperationalError("disk I/O error")
         s.journal.prune = broken
-        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1])
+        self.assertEqual(self.ack(s, 'p', [[1, ['a'], b'1']]), [1, 1, 0])
         self.assertEqual([e[0] for e in s.published[-1][1]], [1])
         self.assertEqual([level for level, _, _ in said], ['warn'])
 
@@ -163,9 +167,13 @@ class Submit(unittest.TestCase):
         self.assertEqual((first, last), (1, 10))
         self.assertEqual([e[0] for e in entries], [4, 5, 6])
         self.assertEqual(entries[0][2], ['k', '4'])
+        self.assertEqual({e[4] for e in entries}, {s.journal.term_id})
         self.assertEqual(self.successResultOf(s.replay(0, 0)), [s.journal.stream_id, 1, 10, []])
-        self.assertEqual(s.info(**wire.handshake()), {'stream_id': s.journal.stream_id, 'head': 10,
-                                    'first_pos': 1, 'term': 1, 'journal_rows': 10})
+        term_id = s.journal.term_id
+        self.assertEqual(s.info(**wire.handshake()), {
+                                    'stream_id': s.journal.stream_id, 'head': 10,
+                                    'first_pos': 1, 'term': 1, 'journal_rows': 10,
+                                    'term_id': term_id, 'terms': [[term_id, 1]]})
         self.assertEqual(len(self.successResultOf(s.replay(1, 10 ** 6))[3]), 10)
         with self.assertRaises(ApplicationError):
             s.replay('x', 1)
@@ -176,9 +184,102 @@ class Submit(unittest.TestCase):
         s.submit('p', [[1, ['a'], b'1'], [2, ['b'], b'2']])
         s.journal.close()
         s2 = make_sequencer(Journal(path))
-        self.assertEqual(self.ack(s2, 'p', [[2, ['b'], b'2'], [3, ['a'], b'3']]), [3, 3])
+        self.assertEqual(self.ack(s2, 'p', [[2, ['b'], b'2'], [3, ['a'], b'3']]), [3, 3, 2])
         self.assertEqual(list(s2.published[0][1][0][:2]), [3, 2])
         s2.journal.close()
+
+
+class Terms(unittest.TestCase):
+    """Issue 22: every entry names the term that committed it; info tells the
+    journal's recent terms; a submit's answer tells the producer's mark
+    before it."""
+
+    def reopened(self, path):
+        s = make_sequencer(Journal(path))
+        self.addCleanup(s.journal.close)
+        return s
+
+    def test_a_reopened_journal_continues_under_a_new_term(self):
+        path = self.mktemp()
+        s = self.reopened(path)
+        s.submit('p', [[1, ['a'], b'1'], [2, ['a'], b'2']])
+        first = s.journal.term_id
+        s.journal.close()
+        s = self.reopened(path)
+        second = s.journal.term_id
+        self.assertNotEqual(second, first)
+        self.assertEqual(s.info(**wire.handshake())['terms'], [[first, 1], [second, 3]])
+        self.assertEqual(s.info(**wire.handshake())['term_id'], second)
+        s.submit('p', [[3, ['a'], b'3']])
+        self.assertEqual([e[4] for e in s.published[0][1]], [second])
+        # what a replay reads (in place here: a file's replays run in a thread)
+        entries = s.journal.read(1, 10)
+        self.assertEqual([(e[0], e[4]) for e in entries], [(1, first), (2, first), (3, second)])
+
+    def test_a_journal_that_lost_its_tail_under_the_lease_is_a_new_term_and_one_error(self):
+        # PostgreSQL failed over to a replica behind; the lease's row came
+        # over with it, so this router still leads: its next load (after the
+        # refused commit) finds the head lower, and numbers on under a new term
+        s = make_sequencer(log=RecordingLog(said := []))
+        s.journal.term = 7      # a lease's, as PostgreSQL's Leadership sets it
+        first = s.journal.term_id
+        self.assertEqual(self.successResultOf(s.submit('p', [[1, ['a'], b'1'], [2, ['a'], b'2'],
+                                                             [3, ['a'], b'3']])), [3, 3, 0])
+        s.journal._db.execute("DELETE FROM entries WHERE pos > 1")
+        s.journal._db.execute("UPDATE meta SET value = 1 WHERE name = 'last_pos'")
+        s.journal._db.execute("UPDATE producers SET mark = 1")
+        self.successResultOf(s.sequencing.reload())
+        [(level, text, kw)] = said
+        self.assertEqual(level, 'error')
+        self.assertEqual(text.format(**kw).split(': masters')[0],
+                         "sequencer: the journal :memory: ends at position 1, before position 3 "
+                         "this router published: positions 2..3 are lost from it (did its "
+                         "database fail over to a replica behind?); numbering on from 2 under "
+                         f"a new term (id {s.journal.term_id})")
+        second = s.journal.term_id
+        self.assertNotEqual(second, first)
+        self.assertEqual(s.info(**wire.handshake())['terms'], [[first, 1], [second, 2]])
+        self.assertEqual(s.info(**wire.handshake())['term_id'], second)
+        # p learns the journal holds its seqs up to 1 only
+        self.assertEqual(self.successResultOf(s.submit('p', [[4, ['a'], b'4']])), [4, 2, 1])
+        self.assertEqual(s.published[-1][1][0][0::4], (2, second))
+
+    def test_info_tells_the_most_recent_terms_only(self):
+        path = self.mktemp()
+        ids = []
+        for _ in range(wire.MAX_TERMS + 3):
+            s = self.reopened(path)
+            ids.append(s.journal.term_id)
+            s.journal.close()
+        s = self.reopened(path)
+        ids.append(s.journal.term_id)
+        self.assertEqual(s.info(**wire.handshake())['terms'], [[t, 1] for t in ids[-wire.MAX_TERMS:]])
+        self.assertEqual(len(set(ids)), len(ids))
+
+    def test_the_answer_tells_the_mark_the_journal_had_before_the_batch(self):
+        # a journal restored from a backup lost what p was acknowledged
+        # since: the next answer tells p where the journal stands
+        path, backup = self.mktemp(), self.mktemp()
+        s = self.reopened(path)
+        self.assertEqual(self.successResultOf(s.submit('p', [[1, ['a'], b'1']])), [1, 1, 0])
+        copy(path, backup)
+        self.assertEqual(self.successResultOf(s.submit('p', [[2, ['a'], b'2'], [3, ['a'], b'3']])),
+                         [3, 3, 1])
+        s.journal.close()
+        copy(backup, path)
+        s = self.reopened(path)
+        self.assertEqual(self.successResultOf(s.submit('p', [[4, ['a'], b'4']])), [4, 2, 1])
+        self.assertEqual(len(s.info(**wire.handshake())['terms']), 2)     # the backup's, and this one
+
+
+def copy(source, target):
+    """A SQLite file copied as SQLite does it (a backup, or its restore)."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
 
 
 class Serving(unittest.TestCase):

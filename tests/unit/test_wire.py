@@ -191,7 +191,7 @@ class Encode(unittest.TestCase):
         k, raw, _ = encode_message(tuple(key), data, BIG)
         self.assertEqual(k, key)
         self.assertEqual(wire.decode_data(through_transport(raw)), as_delivered(data))
-        entry = [1, 1, k, raw]
+        entry = [1, 1, k, raw, 1]
         self.assertTrue(wire.is_entry(entry))
         self.assertTrue(wire.is_submission([1, k, raw]))
 
@@ -251,29 +251,36 @@ class BuildbotDataTypes(unittest.TestCase):
 
 
 GOOD_ENTRIES = [
-    [1, 1, ['a'], b'1'],
-    (5, 0, ('a', ''), b'\xc0'),
-    [10**12, 3, [], b'\x80'],
-    [1, -1, ['#', '*', 'a.b'], b''],
+    [1, 1, ['a'], b'1', 1],
+    (5, 0, ('a', ''), b'\xc0', 2 ** 63 - 1),
+    [10**12, 3, [], b'\x80', 12345],
+    [1, -1, ['#', '*', 'a.b'], b'', 7],
 ]
 BAD_ENTRIES = [
-    None, 1, 'x', b'x', {}, [], [1, 1, ['a']], [1, 1, ['a'], '1', 'extra'],
-    [0, 1, ['a'], b'1'],            # positions start at 1
-    [-1, 1, ['a'], b'1'],
-    [True, 1, ['a'], b'1'],         # bool is not a position
-    [1.0, 1, ['a'], b'1'],
-    ['1', 1, ['a'], b'1'],
-    [1, True, ['a'], b'1'],
-    [1, 1.0, ['a'], b'1'],
-    [1, None, ['a'], b'1'],
-    [1, 1, 'a', b'1'],              # key must be a list
-    [1, 1, None, b'1'],
-    [1, 1, ['a', 1], b'1'],
-    [1, 1, [None], b'1'],
-    [1, 1, ['a'], '1'],            # data travels as msgpack bytes
-    [1, 1, ['a'], None],
-    [1, 1, ['a'], {'x': 1}],
-    {0: 1, 1: 1, 2: ['a'], 3: b'1'},
+    None, 1, 'x', b'x', {}, [], [1, 1, ['a']], [1, 1, ['a'], b'1', 1, 'extra'],
+    [1, 1, ['a'], b'1'],            # issue 22: every entry names its term
+    [0, 1, ['a'], b'1', 1],         # positions start at 1
+    [-1, 1, ['a'], b'1', 1],
+    [True, 1, ['a'], b'1', 1],      # bool is not a position
+    [1.0, 1, ['a'], b'1', 1],
+    ['1', 1, ['a'], b'1', 1],
+    [1, True, ['a'], b'1', 1],
+    [1, 1.0, ['a'], b'1', 1],
+    [1, None, ['a'], b'1', 1],
+    [1, 1, 'a', b'1', 1],           # key must be a list
+    [1, 1, None, b'1', 1],
+    [1, 1, ['a', 1], b'1', 1],
+    [1, 1, [None], b'1', 1],
+    [1, 1, ['a'], '1', 1],          # data travels as msgpack bytes
+    [1, 1, ['a'], None, 1],
+    [1, 1, ['a'], {'x': 1}, 1],
+    [1, 1, ['a'], b'1', 0],         # a term id is a positive 63-bit integer
+    [1, 1, ['a'], b'1', -5],
+    [1, 1, ['a'], b'1', 2 ** 63],
+    [1, 1, ['a'], b'1', True],
+    [1, 1, ['a'], b'1', 1.0],
+    [1, 1, ['a'], b'1', None],
+    {0: 1, 1: 1, 2: ['a'], 3: b'1', 4: 1},
 ]
 GOOD_SUBMISSIONS = [
     [1, ['a'], b'1'],
@@ -292,6 +299,7 @@ scalars = (st.none() | st.booleans() | st.integers(-3, 2**64) | st.floats() |
 garbage = st.recursive(
     scalars,
     lambda children: st.lists(children, max_size=5) |
+    st.tuples(children, children, children, children, children) |
     st.tuples(children, children, children, children) |
     st.tuples(children, children, children) |
     st.dictionaries(st.text(max_size=3) | st.integers(), children, max_size=3),
@@ -330,15 +338,16 @@ class Checks(unittest.TestCase):
         self.assertIsInstance(wire.is_entry(x), bool)
         self.assertIsInstance(wire.is_submission(x), bool)
 
-    @given(st.tuples(element, element, element, element))
+    @given(st.tuples(element, element, element, element, element))
     @settings(max_examples=200, deadline=None)
     def test_garbage_entries_judged_consistently(self, t):
         e = list(t)
         expected = (type(e[0]) is int and e[0] > 0 and type(e[1]) is int and
                     isinstance(e[2], (list, tuple)) and
-                    all(isinstance(k, str) for k in e[2]) and isinstance(e[3], bytes))
+                    all(isinstance(k, str) for k in e[2]) and isinstance(e[3], bytes)
+                    and type(e[4]) is int and 0 < e[4] < 2 ** 63)
         self.assertEqual(wire.is_entry(e), expected)
-        self.assertEqual(wire.is_submission(e[1:]),
+        self.assertEqual(wire.is_submission(e[1:4]),
                          type(e[1]) is int and e[1] > 0 and
                          isinstance(e[2], (list, tuple)) and
                          all(isinstance(k, str) for k in e[2]) and

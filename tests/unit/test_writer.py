@@ -101,9 +101,9 @@ class WriterThread(SequencerOnJournal):
             ds.append(d)
         self.assertEqual(answered, [])          # nothing before its commit
         self.held.release()
-        self.assertEqual((yield first), [1, 1])
+        self.assertEqual((yield first), [1, 1, 0])
         yield defer.gatherResults(ds)
-        self.assertEqual(answered, [[2, 1 + 2 * i] for i in range(1, 21)])
+        self.assertEqual(answered, [[2, 1 + 2 * i, 0] for i in range(1, 21)])
         self.assertEqual(self.held.groups, [[1], [2 * i for i in range(1, 21)]])
         # one stream event per committed group, not per batch
         self.assertEqual(self.s.published, [[1], list(range(2, 42))])
@@ -115,7 +115,7 @@ class WriterThread(SequencerOnJournal):
     @defer.inlineCallbacks
     def test_a_failed_commit_fails_every_batch_numbered_after_it(self):
         ok = yield self.s.submit('p', [[1, ['k'], b'1']])
-        self.assertEqual(ok, [1, 1])
+        self.assertEqual(ok, [1, 1, 0])
         first = yield self.first_commit_held()   # position 2, p0
         self.held.fail_next = OSError("disk I/O error")
         after = [self.s.submit('p', [[2, ['k'], b'2']]),
@@ -130,8 +130,8 @@ class WriterThread(SequencerOnJournal):
         self.assertEqual(self.s.published, [[1]])
         # the retries get the positions and numbers as if nothing had failed
         yield self.wait_idle()
-        self.assertEqual((yield self.s.submit('p', [[2, ['k'], b'2']])), [2, 2])
-        self.assertEqual((yield self.s.submit('q', [[1, ['k'], b'3']])), [1, 3])
+        self.assertEqual((yield self.s.submit('p', [[2, ['k'], b'2']])), [2, 2, 1])
+        self.assertEqual((yield self.s.submit('q', [[1, ['k'], b'3']])), [1, 3, 0])
         self.assertEqual([e[:2] for e in self.s.journal.read(1, 10)], [[1, 1], [2, 2], [3, 3]])
 
     @defer.inlineCallbacks
@@ -140,8 +140,8 @@ class WriterThread(SequencerOnJournal):
         again = self.s.submit('p0', [[1, ['k'], b'0']])
         self.assertNoResult(again)      # its mark is not safe before the commit
         self.held.release()
-        self.assertEqual((yield first), [1, 1])
-        self.assertEqual((yield again), [1, None])
+        self.assertEqual((yield first), [1, 1, 0])
+        self.assertEqual((yield again), [1, None, 1])
 
     @defer.inlineCallbacks
     def test_replay_answers_only_what_was_published(self):
@@ -170,7 +170,7 @@ class CommitsInPlace(SequencerOnJournal):
               for i, p in enumerate('pqr', 1)]
         self.assertEqual(answers, [])       # held to the end of the turn
         yield defer.gatherResults(ds)
-        self.assertEqual(answers, [[1, 1], [1, 2], [1, 3]])
+        self.assertEqual(answers, [[1, 1, 0], [1, 2, 0], [1, 3, 0]])
         self.assertEqual(self.held.groups, [[1, 2, 3]])
         self.assertEqual(self.held.threads, {threading.main_thread()})
         self.assertEqual(self.s.published, [[1, 2, 3]])
@@ -196,7 +196,7 @@ class StreamEvents(unittest.TestCase):
 
     def test_a_group_is_split_into_events_of_bounded_size(self):
         self.patch(wire, 'MAX_EVENT_BYTES', 10)
-        entries = [[pos, 1, ['k'], b'x' * n] for pos, n in enumerate([4, 4, 4, 20, 1, 1], 1)]
+        entries = [[pos, 1, ['k'], b'x' * n, 7] for pos, n in enumerate([4, 4, 4, 20, 1, 1], 1)]
         events = list(seqmod._events(entries))
         self.assertEqual([[e[0] for e in ev] for ev in events], [[1, 2], [3], [4], [5, 6]])
         self.assertEqual([e for ev in events for e in ev], entries)
@@ -215,7 +215,7 @@ class PublishFails(SequencerOnJournal):
                                "the submit's answer")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         # committed all the same: the retry finds it sequenced
-        self.assertEqual((yield self.s.submit('p', [[1, ['k'], b'1']])), [1, None])
+        self.assertEqual((yield self.s.submit('p', [[1, ['k'], b'1']])), [1, None, 1])
 
 
 class StopWhileCommitting(SequencerOnJournal):

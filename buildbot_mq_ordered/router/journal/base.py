@@ -1,14 +1,15 @@
 """What every journal backend does the same way: the tables' meaning,
-appending numbered batches, lookups, replay reads; and retention
-(retention.py).
+appending numbered batches, lookups, replay reads; retention
+(retention.py) and terms (terms.py).
 
 Every batch is written in one transaction *before* the submitter is
 acknowledged, so a router killed with SIGKILL and started again continues
 the same positions and per-key numbers and can replay what it acknowledged.
 
 Every journal has a stream id, a UUID made with it: a master tells a new
-stream (a lost journal) by it. Entries' data is stored as masters encoded
-it (msgpack bytes).
+stream (a lost journal) by it; and every entry the id of the term that
+committed it: a master tells a rewritten tail by it. Entries' data is
+stored as masters encoded it (msgpack bytes).
 
 A backend (sqlite.py, postgres.py) brings the connections, the layout and
 its version, transactions and the fencing check; the SQL here and in
@@ -19,6 +20,7 @@ import json
 import time
 
 from buildbot_mq_ordered.router.journal.retention import Retention
+from buildbot_mq_ordered.router.journal.terms import TermHistory
 
 # keys per lookup query (SQLite's bound on parameters may be 999)
 LOOKUP_CHUNK = 500
@@ -30,11 +32,11 @@ class JournalVersionError(RuntimeError):
     """The journal was written by a newer version."""
 
 
-class BaseJournal(Retention):
+class BaseJournal(Retention, TermHistory):
     """One journal: its head, oldest position and stream id, appends,
-    lookups and reads, and retention (``Retention``). The journal writer
-    loads, appends and prunes; the sequencing looks keys up; the replay
-    reader reads. A backend subclass provides:
+    lookups, reads, retention (``Retention``) and terms (``TermHistory``).
+    The journal writer loads, appends and prunes; the sequencing looks keys
+    up; the replay reader reads. A backend subclass provides:
 
     - ``_db``: the writer's connection (appends, prunes, loads);
     - ``_lookup_db``: a connection for ``last_seq(s)`` in place, never held
@@ -48,6 +50,7 @@ class BaseJournal(Retention):
     """
 
     name = None    # what logs call it (a PostgreSQL URL without its password)
+    last_pos = 0   # the head, once loaded
     # a commit that waits for neither a disk nor a server costs less than
     # handing it to a thread and back: the writer runs it on the reactor
     commits_in_place = False
@@ -71,14 +74,19 @@ class BaseJournal(Retention):
         return row[0] if row else None
 
     def load(self):
-        """Read the head, the oldest position kept and the stream id (again:
-        another router may have written since)."""
+        """Read the head, the oldest position kept, the stream id and the
+        recent terms (again: another router may have written since); then,
+        under a lease, begin a new term if this one ended (``term_ends``)."""
+        known = self.last_pos
         db = self._db
         with self._transaction(db):
             self.stream_id = self._meta('stream_id')
             self.last_pos = int(self._meta('last_pos') or 0)
             row = self._x(db, "SELECT min(pos) FROM entries").fetchone()
+            self.read_terms(db)
         self.first_pos = row[0] if row[0] is not None else self.last_pos + 1
+        if self.term_ends(known):
+            self.begin_term()
 
     def producer_marks(self):
         return dict(self._x(self._db, "SELECT producer, mark FROM producers").fetchall())
@@ -111,21 +119,22 @@ class BaseJournal(Retention):
         self.append_batches([(entries, producer, mark)])
 
     def append_batches(self, batches):
-        """Write numbered batches (entries, producer, mark), in position
-        order, in one transaction: all or none."""
+        """Write batches (entries, producer, mark) numbered under the
+        journal's term, in position order, in one transaction: all or none."""
         batches = [b for b in batches if b[0]]
         if not batches:
             return
+        self.check_term(batches)
         now = self._clock()
         texts = {}
         rows = []
         marks = {}
         for entries, producer, mark in batches:
-            for pos, seq, key, data in entries:
+            for pos, seq, key, data, term in entries:
                 text = texts.get(key)
                 if text is None:
                     text = texts[key] = key_text(key)
-                rows.append((pos, seq, text, data, now))
+                rows.append((pos, seq, text, data, now, term))
             marks[producer] = mark
         # the last number of each key is its new counter
         counters = {row[2]: row[1] for row in rows}
@@ -133,7 +142,8 @@ class BaseJournal(Retention):
         db = self._db
         with self._transaction(db):
             self._fence(db)
-            self._xmany(db, "INSERT INTO entries VALUES (?,?,?,?,?)", rows)
+            self._xmany(db, "INSERT INTO entries (pos, seq, key, data, ts, term) "
+                            "VALUES (?,?,?,?,?,?)", rows)
             self._xmany(db, "INSERT INTO keyseq VALUES (?,?,?) ON CONFLICT (key) DO UPDATE "
                             "SET seq = excluded.seq, ts = excluded.ts",
                         [(k, seq, now) for k, seq in counters.items()])
@@ -152,22 +162,22 @@ class BaseJournal(Retention):
                 for table in ('entries', 'keyseq', 'producers')}
 
     def read(self, from_pos, limit, max_bytes=None):
-        """Entries [pos, seq, key, data] from from_pos on: at most limit, and
-        (the first always) while their keys and data stay within max_bytes."""
+        """Entries [pos, seq, key, data, term_id] from from_pos on: at most
+        limit, and (the first always) while keys and data stay within max_bytes."""
         return self.read_entries(self._db, from_pos, limit, max_bytes)
 
     def read_entries(self, db, from_pos, limit, max_bytes=None):
         """``read`` on a given connection (the reader thread's)."""
         out = []
         size = 0
-        for pos, seq, key, data in self._x(
-                db, "SELECT pos, seq, key, data FROM entries WHERE pos >= ? "
+        for pos, seq, key, data, term in self._x(
+                db, "SELECT pos, seq, key, data, term FROM entries WHERE pos >= ? "
                     "ORDER BY pos LIMIT ?", (from_pos, limit)):
             if max_bytes is not None:
                 size += len(key) + len(data)
                 if out and size > max_bytes:
                     break
-            out.append([pos, seq, json.loads(key), data])
+            out.append([pos, seq, json.loads(key), data, term])
         return out
 
     def _fence(self, db):

@@ -74,13 +74,16 @@ class LinkHung(psycopg.OperationalError):
 def connect(url, limits):
     """A connection in autocommit (transactions are explicit), with
     ``limits`` on the server and keepalives and a user timeout on both sides
-    (options given in the URL come after ours, and win)."""
-    given = conninfo_to_dict(url).get('options')
+    (options given in the URL come after ours, and win; so does its
+    connect_timeout). The URL goes to libpq whole: with several hosts and
+    ``target_session_attrs=read-write``, each connection - a broken one's
+    replacement too - is made to whichever host is the primary then."""
+    given = conninfo_to_dict(url)
     return psycopg.connect(
-        url, autocommit=True, connect_timeout=limits.connect,
+        url, autocommit=True, connect_timeout=given.get('connect_timeout', limits.connect),
         keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=3,
         tcp_user_timeout=USER_TIMEOUT * 1000, application_name='buildbot-mq-ordered',
-        options=' '.join(o for o in (limits.options(), given) if o))
+        options=' '.join(o for o in (limits.options(), given.get('options')) if o))
 
 
 class Link:

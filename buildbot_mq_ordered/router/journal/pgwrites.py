@@ -10,11 +10,19 @@ nothing that a take-over needs.
   still there: it takes the fence (the lease row FOR SHARE, while the
   term leads), moves the staged entries into the journal, upserts the
   counters and marks and moves the head, every part conditioned on the
-  fence and on the staged rows being the batch; it answers both (nothing
-  is written unless both held). A take-over waits for that statement, no
+  fence, on the staged rows being the batch and on the journal ending
+  where the batch begins, under the batch's term (a database that failed
+  over to a replica behind does not, and may keep the lease's row: its
+  leader would leave a hole and number over lost positions under a term
+  masters know); it answers each (nothing is written unless all held).
+  Every entry gets the term id the batch was numbered under. A take-over
+  waits for that statement, no
   longer. (The extended protocol's Execute holds its locks until the Sync
   after it, which a stalled router may never send; a literal of the data
   in the simple query costs the server about 25 ns a byte to read.)
+- ``BEGIN_TERM``: records a new term (terms.py) at the head + 1, fenced
+  the same way: one simple query that holds the lease row FOR SHARE for
+  its own length only.
 - ``PRUNE``: applies retention (retention.py says what is kept); reads the
   fence without a lock (a prune never holds a take-over back: a deposed
   leader's prune racing the take-over removes only what is past retention
@@ -28,6 +36,7 @@ from itertools import accumulate
 import psycopg
 from psycopg import ClientCursor
 
+from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.router.journal import lease
 from buildbot_mq_ordered.router.journal.base import key_text
 
@@ -53,17 +62,20 @@ SELECT e.pos, e.seq, e.key, substring(%(data)s::bytea FROM e.start FOR e.size)
 FROM unnest(%(pos)s::bigint[], %(seq)s::bigint[], %(key)s::text[], %(start)s::int[],
             %(size)s::int[]) AS e(pos, seq, key, start, size)
 """
-_HELD = "(SELECT fenced AND staged FROM ok)"
+_HELD = "(SELECT fenced AND staged AND head = %(before)s AND term_kept FROM ok)"
 # a key's new counter is its last number, in position order
 COMMIT = f"""
 WITH fence AS ({{fence}}),
 new AS (DELETE FROM pg_temp.staged RETURNING pos, seq, key, data),
 new_marks AS (DELETE FROM pg_temp.staged_marks RETURNING producer, mark),
 ok AS (SELECT EXISTS (SELECT FROM fence) AS fenced,
-              (SELECT count(*) FROM new) = %(n)s AS staged),
+              (SELECT count(*) FROM new) = %(n)s AS staged,
+              (SELECT value FROM meta WHERE name = 'last_pos') AS head,
+              EXISTS (SELECT FROM terms WHERE term_id = %(term_id)s) AS term_kept),
 entries_in AS (
-    INSERT INTO entries (pos, seq, key, data, ts)
-    SELECT pos, seq, key, data, %(now)s::float8 FROM new WHERE {_HELD}),
+    INSERT INTO entries (pos, seq, key, data, ts, term)
+    SELECT pos, seq, key, data, %(now)s::float8, %(term_id)s::bigint FROM new
+    WHERE {_HELD}),
 keys_in AS (
     INSERT INTO keyseq (key, seq, ts)
     SELECT DISTINCT ON (key) key, seq, %(now)s::float8 FROM new WHERE {_HELD}
@@ -75,10 +87,23 @@ marks_in AS (
     ON CONFLICT (producer) DO UPDATE SET mark = excluded.mark, ts = excluded.ts),
 head AS (
     UPDATE meta SET value = %(last)s WHERE name = 'last_pos' AND {_HELD})
-SELECT fenced, staged FROM ok
+SELECT fenced, staged, head, term_kept FROM ok
 """
 
 _FENCED = "EXISTS (SELECT FROM fence)"
+# a term begins at the head + 1, numbered by the lease's term (when shared;
+# one more than the last when not)
+BEGIN_TERM = f"""
+WITH fence AS ({{fence}}),
+began AS (
+    INSERT INTO terms (term_id, first_pos, number, started)
+    SELECT %(term_id)s::bigint, (SELECT value::bigint FROM meta WHERE name = 'last_pos') + 1,
+           COALESCE(%(term)s::bigint, (SELECT max(number) FROM terms) + 1, 1),
+           %(now)s::float8
+    WHERE {_FENCED}
+    RETURNING first_pos)
+SELECT {_FENCED}, (SELECT first_pos FROM began)
+"""
 # retention: the first position kept is the later of the count's cutoff and
 # the first entry young enough; counters go when unused since the oldest
 # entry kept (or retention_seconds when none is), marks by age
@@ -99,7 +124,15 @@ keys_out AS (
     DELETE FROM keyseq WHERE ts < COALESCE((SELECT ts FROM oldest), %(since)s::float8)
     AND {_FENCED}),
 marks_out AS (
-    DELETE FROM producers WHERE ts < %(since)s::float8 AND {_FENCED})
+    DELETE FROM producers WHERE ts < %(since)s::float8 AND {_FENCED}),
+terms_out AS (
+    DELETE FROM terms WHERE number < (
+        SELECT number FROM terms WHERE first_pos <= GREATEST((SELECT pos FROM cut),
+                                                            %(first)s::bigint)
+        ORDER BY number DESC LIMIT 1)
+    AND number < (SELECT number FROM terms ORDER BY number DESC LIMIT 1
+                  OFFSET {wire.MAX_TERMS - 1})
+    AND {_FENCED})
 SELECT {_FENCED}, (SELECT pos FROM cut), (SELECT count(*) FROM gone)
 """
 
@@ -125,19 +158,30 @@ def fence(term):
     return OPEN if term is None else lease.FENCE + " FOR SHARE"
 
 
-def append(db, batches, now, term, staging):
-    """Write the batches: True, or False if the fence did not hold (nothing
-    written)."""
+def append(db, batches, now, term, term_id, staging):
+    """Write the batches, numbered under ``term_id``: True, or False if the
+    fence did not hold (nothing written)."""
     args = append_args(batches)
     staging.stage(db, args)
+    before = args['pos'][0] - 1
     with ClientCursor(db) as cur:
-        fenced, staged = cur.execute(
+        fenced, staged, head, term_kept = cur.execute(
             COMMIT.format(fence=fence(term)),
-            {'term': term, 'n': len(args['pos']), 'now': now,
-             'last': str(args['pos'][-1])}).fetchone()
+            {'term': term, 'term_id': term_id, 'n': len(args['pos']), 'now': now,
+             'last': str(args['pos'][-1]), 'before': str(before)}).fetchone()
     if fenced and not staged:
         raise RuntimeError("the staged batch was not whole: nothing written")
+    if fenced and (head != str(before) or not term_kept):
+        moved = f"its head is {head}, not {before}" if head != str(before) else \
+            f"its term {term_id} is gone"
+        raise JournalMoved(f"the journal is not where this router left it ({moved}: did its "
+                           "database fail over to a replica behind?): nothing written")
     return fenced
+
+
+class JournalMoved(RuntimeError):
+    """The journal's head or term is not the one this router numbered
+    after: the next load begins a new term from the head it finds."""
 
 
 class Staging:
@@ -161,6 +205,14 @@ class Staging:
             db.execute(STAGING)
             db.execute(STAGE, args)
         self._since_vacuum += len(args['data']) + ROW_BYTES * len(args['pos'])
+
+
+def begin_term(db, term_id, term, now):
+    """Record a new term from the head on, in one statement fenced like an
+    append: (held, its first position)."""
+    with ClientCursor(db) as cur:
+        return cur.execute(BEGIN_TERM.format(fence=fence(term)),
+                           {'term_id': term_id, 'term': term, 'now': now}).fetchone()
 
 
 def prune(db, term, by_count, since, first, next_pos):

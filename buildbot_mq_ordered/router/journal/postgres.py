@@ -4,7 +4,8 @@ the lease (lease.py) - writes it.
 
 The layout is created on first use, under a transaction-level advisory
 lock (routers starting together), and versioned by a ``schema_version``
-row in ``meta``; a newer one is refused naming the database.
+row in ``meta``: an older one is converted, a newer one refused naming the
+database (pglayout.py). Each lease taken begins a new term (terms.py).
 
 Connections are made on first use and again after one broke (a restarted
 server, a cut network), each with limits on the server and a bound on
@@ -14,30 +15,16 @@ lock on the server, for ever. No lock a take-over needs outlives a
 statement (pgwrites.py).
 """
 
-import uuid
-
 from buildbot_mq_ordered.router import journalurl
 from buildbot_mq_ordered.router.journal import lease
+from buildbot_mq_ordered.router.journal import pglayout
 from buildbot_mq_ordered.router.journal import pglink
 from buildbot_mq_ordered.router.journal import pgwrites
 from buildbot_mq_ordered.router.journal.base import BaseJournal
-from buildbot_mq_ordered.router.journal.base import JournalVersionError
+from buildbot_mq_ordered.router.journal.terms import new_term_id
 from buildbot_mq_ordered.router.journal.watchdog import Watchdog
 
-SCHEMA_VERSION = 1
-TABLES = """
-CREATE TABLE IF NOT EXISTS entries (
-    pos BIGINT PRIMARY KEY, seq BIGINT NOT NULL, key TEXT NOT NULL,
-    data BYTEA NOT NULL, ts DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS keyseq (
-    key TEXT PRIMARY KEY, seq BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS producers (
-    producer TEXT PRIMARY KEY, mark BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL);
-CREATE INDEX IF NOT EXISTS keyseq_ts ON keyseq (ts);
-CREATE INDEX IF NOT EXISTS producers_ts ON producers (ts);
-"""
-# pg_advisory_xact_lock's key while the layout is made: 'bmo-sche'
-SCHEMA_LOCK = 0x626d6f2d73636865
+SCHEMA_VERSION = pglayout.SCHEMA_VERSION
 
 
 def connect(url):
@@ -49,9 +36,11 @@ class PostgresJournal(BaseJournal):
     """The PostgreSQL backend: owns the writer's and the lookups'
     connections and their watchdog, the layout (made once, under a lock,
     versioned) and the fencing by the lease's term. The sequencer opens it
-    (``open_journal``); ``Leadership`` fences it and sets ``term`` while
-    this router leads; the lease keeper and the replay reader take
-    connections of their own (``new_connection``, ``reader_connection``)."""
+    (``open_journal``); ``Leadership`` fences it and tells it the lease's
+    term while this router leads (``take_lease``); the lease keeper and the
+    replay reader take connections of their own (``new_connection``,
+    ``reader_connection``). Used alone (unfenced: tests), it numbers under
+    no term until ``begin_term``."""
 
     def __init__(self, url, retention_messages=1000000,
                  retention_seconds=7 * 86400, clock=None, **ignored):
@@ -101,14 +90,26 @@ class PostgresJournal(BaseJournal):
     def _over(self, term):
         return lease.Deposed(f"the lease of term {term} on {self.name} is over")
 
+    def begin_term(self):
+        """``TermHistory.begin_term`` in one fenced statement (pgwrites.py)."""
+        term = self._fencing_term()
+        term_id = new_term_id()
+        with self._writer.operation() as db:
+            held, first_pos = pgwrites.begin_term(db, term_id, term, self._clock())
+        if not held:
+            raise self._over(term)
+        self.began(term_id, first_pos)
+
     def append_batches(self, batches):
         """``BaseJournal.append_batches``, fenced in one statement (pgwrites.py)."""
         batches = [b for b in batches if b[0]]
         if not batches:
             return
-        term = self._fencing_term()
+        term = self._fencing_term()     # a deposed leader is told so first
+        self.check_term(batches)
         with self._writer.operation() as db:
-            if not pgwrites.append(db, batches, self._clock(), term, self._staging):
+            if not pgwrites.append(db, batches, self._clock(), term, self.term_id,
+                                   self._staging):
                 raise self._over(term)
         if self.first_pos > self.last_pos:
             self.first_pos = batches[0][0][0][0]
@@ -132,25 +133,7 @@ class PostgresJournal(BaseJournal):
 
     def _create(self):
         with self._writer.transaction() as db:
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, "
-                       "value TEXT NOT NULL)")
-            version = int(self._meta('schema_version', db) or 0)
-            if version > SCHEMA_VERSION:
-                raise JournalVersionError(
-                    f"journal {self.name} has layout version {version}, newer than this "
-                    f"buildbot-mq-ordered understands ({SCHEMA_VERSION}): upgrade it, or "
-                    "use another database")
-            if version == SCHEMA_VERSION:
-                return
-            for text in (TABLES, lease.LEASE_TABLE):
-                for statement in text.split(';'):
-                    if statement.strip():
-                        db.execute(statement)
-            db.cursor().executemany(
-                "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-                [('stream_id', str(uuid.uuid4())), ('last_pos', '0'),
-                 ('schema_version', str(SCHEMA_VERSION))])
+            pglayout.create(db, self.name, self._clock())
 
     def reader_connection(self, purpose='replay'):
         """A reading thread's connection: replays', or key lookups' (their

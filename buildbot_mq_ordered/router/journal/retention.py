@@ -3,8 +3,12 @@ older than ``retention_seconds``. Per-key counters last as long as the
 history: a key unused since the oldest entry kept is dropped (it would start
 again at 1), so the table stays bounded however many keys there are
 (Buildbot's embed ids: about 57 new keys per build). Producer marks last
-``retention_seconds`` after their last use (a row per master start).
+``retention_seconds`` after their last use (a row per master start). A
+term lasts while it holds an entry kept, or is among the most recent
+(terms.py).
 """
+
+from buildbot_mq_ordered.router.journal import terms
 
 # prune once per this many appends: retention is a bound, not an exact size
 PRUNE_EVERY = 200
@@ -62,5 +66,6 @@ class Retention:
                     (now - self.retention_seconds if oldest is None else oldest,))
             # marks by age only: few rows, and they keep resubmissions out
             self._x(db, "DELETE FROM producers WHERE ts < ?", (now - self.retention_seconds,))
+            self._x(db, terms.PRUNE, (max(cutoff, self.first_pos),))
         self.first_pos = max(self.first_pos, cutoff)
         return n

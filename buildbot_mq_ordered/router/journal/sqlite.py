@@ -4,9 +4,9 @@ WAL with synchronous=NORMAL survives a killed process, and a commit is
 an append to the WAL with no fsync: the writer runs it on the reactor.
 ``fsync=True`` (synchronous=FULL) also survives a lost machine, at a cost
 per batch: its commits run in the writer thread.
-``PRAGMA user_version`` names the file's layout: one of 0.1.0 (layout 0:
-JSON text data, no stream id, no last-use times) is converted on open; a
-newer one is refused.
+``PRAGMA user_version`` names the file's layout (sqlitelayout.py): an
+older one is converted on open, a newer one refused. Each opening begins
+a new term (terms.py).
 
 Three connections: the writer's (appends; prunes and loads in the writer
 thread), the lookups' (per-key counters, in place on the reactor) and the
@@ -14,36 +14,17 @@ replay reader's (its own thread): WAL lets readers run beside the writer. A
 ``:memory:`` journal has one connection, used in place.
 """
 
-import json
 import sqlite3
-import uuid
 
-from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.router.journal import sqlitelayout
 from buildbot_mq_ordered.router.journal.base import BaseJournal
-from buildbot_mq_ordered.router.journal.base import JournalVersionError
 
-SCHEMA_VERSION = 1
-TABLES = """
-CREATE TABLE IF NOT EXISTS entries (
-    pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL, key TEXT NOT NULL,
-    data BLOB NOT NULL, ts REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS keyseq (
-    key TEXT PRIMARY KEY, seq INTEGER NOT NULL, ts REAL NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS producers (
-    producer TEXT PRIMARY KEY, mark INTEGER NOT NULL, ts REAL NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (
-    name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
-"""
-# retention deletes by last use without scanning the tables
-INDEXES = """
-CREATE INDEX IF NOT EXISTS keyseq_ts ON keyseq (ts);
-CREATE INDEX IF NOT EXISTS producers_ts ON producers (ts);
-"""
+SCHEMA_VERSION = sqlitelayout.SCHEMA_VERSION
 
 
 class Journal(BaseJournal):
     """The SQLite backend: owns the file's three connections and its layout
-    (made, converted from 0.1.0, or refused if newer). The sequencer opens
+    (made, converted, or refused if newer: sqlitelayout.py). The sequencer opens
     it (``open_journal``); SQLite's journal is never shared, so its router
     always leads."""
 
@@ -78,40 +59,15 @@ class Journal(BaseJournal):
         self._lookup_db = self._db if path == ':memory:' else \
             sqlite3.connect(path, isolation_level=None)
         self.load()
+        # this router numbers under a term of its own: a file reopened, or
+        # restored from a backup, continues under a new one
+        self.begin_term()
 
     def _upgrade(self):
-        db = self._db
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise JournalVersionError(
-                f"journal {self.path} has layout version {version}, newer than this "
-                f"buildbot-mq-ordered understands ({SCHEMA_VERSION}): upgrade it, or "
-                "start the router with another node directory")
-        if version == SCHEMA_VERSION:
+        if self._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
             return
-        now = self._clock()
-        with self._transaction(db):
-            # one by one: executescript() would commit half-way
-            for statement in TABLES.split(';'):
-                if statement.strip():
-                    db.execute(statement)
-            # from layout 0 (0.1.0): last-use times, msgpack data, a stream id
-            for table in ('keyseq', 'producers'):
-                columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-                if 'ts' not in columns:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN ts REAL NOT NULL "
-                               f"DEFAULT {float(now)}")
-            for statement in INDEXES.split(';'):
-                if statement.strip():
-                    db.execute(statement)
-            rows = db.execute("SELECT pos, data FROM entries WHERE typeof(data) = 'text'")
-            db.executemany("UPDATE entries SET data = ? WHERE pos = ?",
-                           [(wire.encode_data(json.loads(text)), pos) for pos, text in rows])
-            # dashes: never mistaken for a number by the column's affinity
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('stream_id', ?)",
-                       (str(uuid.uuid4()),))
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('last_pos', 0)")
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        with self._transaction(self._db):
+            sqlitelayout.upgrade(self._db, self.path, self._clock())
 
     def _transaction(self, db):
         return _Transaction(db)

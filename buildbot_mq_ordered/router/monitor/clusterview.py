@@ -91,7 +91,7 @@ class ClusterView:
             self.masters[report['master']] = (report, now, self.head())
 
     def on_stream(self, stream_id, entries, now):
-        """A stream event: its stream id and entries [pos, seq, key, data]."""
+        """A stream event: its stream id and entries [pos, seq, key, data, term_id]."""
         self._saw(now)
         if not isinstance(entries, list) or not entries:
             return
