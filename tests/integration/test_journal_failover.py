@@ -34,8 +34,8 @@ PER_MASTER = 2700     # 9 s of production: the take-over (about 5 s) falls insid
 RATE = 300            # per master, messages/s
 START_AFTER = 600     # messages every master delivered before the fault
 HELD_BACK = 1.5       # seconds of replication the replica misses
-# what a master's rewritten-tail error says (master/placement.py)
-TAIL_ERROR = 'ends at position'
+# what a master's rewritten-tail error says (master/lineage.py)
+TAIL_ERROR = 'was rewritten from position'
 
 
 class JournalFailsOver(RouterSet, unittest.TestCase):
@@ -59,8 +59,8 @@ class JournalFailsOver(RouterSet, unittest.TestCase):
         heads = {}
 
         def lose_primary():
-            heads['primary'] = pair.head(pair.primary_port)
             heads['replica'] = pair.head(pair.replica_port)
+            heads['primary'] = pair.head(pair.primary_port)
             pair.lose_primary()
 
         def promote():
@@ -71,7 +71,7 @@ class JournalFailsOver(RouterSet, unittest.TestCase):
         steps += [(HELD_BACK, 'lose primary', lose_primary), (0, 'promote', promote)]
         yield run.run(START_AFTER, steps)
         figures, problems = run.outcome(TAIL_ERROR)
-        report(name, behind=heads['primary'] - heads['replica'], **figures)
+        report(name, behind=heads['primary'] - heads['replica'], phases=run.phases, **figures)
         self.assertEqual(run.late, [], "the fault came after production: run longer")
         return figures, problems
 

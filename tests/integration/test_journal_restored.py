@@ -30,8 +30,8 @@ PER_MASTER = 2100     # 7 s of production: the restart (about 3 s) falls inside
 RATE = 300            # per master, messages/s
 START_AFTER = 600     # messages every master delivered before the copy
 COPY_AGE = 1.5        # seconds of journal the copy misses
-# what a master's rewritten-tail error says (master/placement.py)
-TAIL_ERROR = 'ends at position'
+# what a master's rewritten-tail error says (master/lineage.py)
+TAIL_ERROR = 'was rewritten from position'
 
 
 def backup(path, copy):
@@ -76,7 +76,8 @@ class JournalRestored(unittest.TestCase):
             heads['copy'] = entries_sqlite(copy)(0)[-1][0]
         yield run.run(START_AFTER, [(0, 'copy', take_copy), (COPY_AGE, 'restore', restore)])
         figures, problems = run.outcome(TAIL_ERROR)
-        report('journal-restored', behind=heads['killed'] - heads['copy'], **figures)
+        report('journal-restored', behind=heads['killed'] - heads['copy'], phases=run.phases,
+               **figures)
         self.assertEqual(run.late, [], "the fault came after production: run longer")
         self.assertEqual(problems, [])
         self.assertTrue(figures['same_everywhere'])

@@ -123,18 +123,22 @@ class PgPair:
     # -- making and dropping -----------------------------------------------
     def start(self):
         drop_stale_clusters()
-        self._create(self.primary, self.primary_port)
+        # the replica's cluster is made beside the primary's (its data are
+        # replaced by the base backup; its configuration stays)
+        making = self._create(self.replica, self.replica_port)
+        self._created(self._create(self.primary, self.primary_port))
         run('pg_ctlcluster', self.version, self.primary, 'start')
         until(lambda: accepts(self.primary_port), READY_TIMEOUT, "the primary accepts")
         run('psql', '-p', str(self.primary_port), '-qc',
             f"ALTER USER {USER} PASSWORD '{PASSWORD}'", user='postgres')
         query(self.primary_port, f'CREATE DATABASE "{DATABASE}"')
-        self._create(self.replica, self.replica_port)
+        self._created(making)
         data = f'/var/lib/postgresql/{self.version}/{self.replica}'
         run('find', data, '-mindepth', '1', '-delete')
         # through the link: -R writes the link's port into primary_conninfo
         run('pg_basebackup', '-d', f'host=127.0.0.1 port={self.link.port} user={USER} '
-            f'password={PASSWORD}', '-D', data, '-R', '-X', 'stream', '-c', 'fast', user='postgres')
+            f'password={PASSWORD}', '-D', data, '-R', '-X', 'stream', '-c', 'fast', '--no-sync',
+            user='postgres')
         run('pg_ctlcluster', self.version, self.replica, 'start')
         until(lambda: accepts(self.replica_port), READY_TIMEOUT, "the replica accepts")
         if self.synchronous:
@@ -147,9 +151,20 @@ class PgPair:
         return self
 
     def _create(self, name, port):
+        """pg_createcluster, started (``_created`` waits for it)."""
         self.made.append(name)
-        run('pg_createcluster', self.version, name, '--port', str(port),
-            '--start-conf', 'manual')
+        # throwaway clusters: no fsync of the files initdb makes; the
+        # servers themselves run as configured
+        return subprocess.Popen(
+            ['pg_createcluster', self.version, name, '--port', str(port),
+             '--start-conf', 'manual', '--', '--no-sync'],
+            cwd='/', stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    @staticmethod
+    def _created(making):
+        out, _ = making.communicate(timeout=COMMAND_TIMEOUT)
+        if making.returncode:
+            raise RuntimeError(f"{' '.join(making.args)} failed ({making.returncode}):\n{out}")
 
     def _streaming(self):
         want = 'sync' if self.synchronous else 'async'

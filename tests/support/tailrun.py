@@ -91,6 +91,7 @@ class MastersOverRewrite:
             testcase.addCleanup(n.stop)
         self.at, self.late, self.journal, self.results = {}, [], [], None
         self._read_at = 0.0
+        self.phases = {}         # phase -> seconds since the run began
 
     def run(self, start_after, steps):
         """A Deferred of the nodes' results. ``steps``: [(seconds after the
@@ -99,16 +100,24 @@ class MastersOverRewrite:
         return threads.deferToThread(self._run, start_after, list(steps))
 
     def _run(self, start_after, steps):
-        deadline = time.monotonic() + RUN_TIMEOUT
+        began = time.monotonic()
+        deadline = began + RUN_TIMEOUT
+
+        def phase(name):
+            self.phases[name] = round(time.monotonic() - began, 1)
         try:
             self._wait(lambda: all(n.ready for n in self.nodes), deadline, "nodes ready")
+            phase('ready')
             for n in self.nodes:
                 n.go()
             self._wait(lambda: self._produced() and not steps, deadline,
                        "production and the fault's steps", lambda: self._tick(steps, start_after))
+            phase('produced')
             settle = min(deadline, time.monotonic() + SETTLE_TIMEOUT)
             self._wait(self._journal_settled, settle, "every producer's last message journaled")
+            phase('journaled')
             self._wait(self._masters_quiet(), settle, "every master at the head and quiet")
+            phase('delivered')
         finally:
             for _, name, action in steps:      # the fault must end, whatever happened
                 self.late.append(name)
@@ -137,6 +146,7 @@ class MastersOverRewrite:
     def _step(self, name, action):
         action()
         self.at[name] = time.monotonic()
+        self.phases[name] = round(self.at[name] - min(self.at.values()), 1)
 
     def _journal_settled(self):
         if time.monotonic() - self._read_at < READ_EVERY:
