@@ -206,3 +206,41 @@ class PgPair:
         cluster (0 if none); a standby answers too (hot standby)."""
         rows = query(port, f"SELECT coalesce(max({column}), 0) FROM {table}", DATABASE)
         return rows[0][0]
+
+
+class _Holder:
+    """Cleanups of a pair made outside a test (``main``)."""
+
+    def __init__(self):
+        self.cleanups = []
+
+    def addCleanup(self, f, *args):
+        self.cleanups.append((f, args))
+
+    def run_cleanups(self):
+        for f, args in reversed(self.cleanups):
+            f(*args)
+
+
+def main(argv=None):
+    """``python -m tests.support.pgpair [--synchronous]``: a pair for a
+    bench, its URLs printed; dropped when stdin ends (Ctrl-D) or on Ctrl-C."""
+    import argparse
+    import sys
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument('--synchronous', action='store_true')
+    args = p.parse_args(argv)
+    holder = _Holder()
+    try:
+        pair = PgPair(holder, synchronous=args.synchronous).start()
+        print(f"primary {pair.url(pair.primary_port)}\n"
+              f"both    {pair.failover_url()}", flush=True)
+        sys.stdin.read()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        holder.run_cleanups()
+
+
+if __name__ == '__main__':
+    main()
