@@ -7,7 +7,9 @@ keeps them open and forwards nothing, new ones accepted too, as a network
 path that silently drops packets does - except that the proxy's kernel
 still acknowledges what is sent, so only a peer's own timeouts, not TCP's,
 notice. ``restore()`` ends either: a hung connection then forwards what it
-was holding, as a healed path delivers what TCP resends."""
+was holding, as a healed path delivers what TCP resends. ``move_to(port)``
+cuts every connection and sends new ones to another port: an address (a
+virtual IP, pgbouncer) moved to another server."""
 
 import socket
 import threading
@@ -97,6 +99,14 @@ class CuttableProxy:
         with self._lock:
             self.hangs += 1
         self._flowing.clear()
+
+    def move_to(self, target_port, host='127.0.0.1'):
+        """From now on, new connections go to that port; the old ones are
+        cut (their server is no longer behind this address)."""
+        self.cut()
+        with self._lock:
+            self.target = (host, target_port)
+        self.restore()
 
     def restore(self):
         with self._lock:
