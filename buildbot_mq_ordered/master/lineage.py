@@ -149,8 +149,9 @@ class Lineage:
 
 
 def rewritten(stream, first, delivered_to, delivered, holds, head, term):
-    """The one error of a rewritten tail."""
-    return Report('error', (
+    """The one report of a rewritten tail: an error if this master had
+    delivered some of it (it disagrees with the stream now)."""
+    return Report('error' if delivered else 'info', (
         f"ordered-wamp: stream {stream} was rewritten from position {first} (a new term, "
         f"id {term}, began after the journal lost its tail: its database failed over to a "
         "replica that was behind, or it was restored from an older copy): this master had "

@@ -155,8 +155,8 @@ class Placement:
                 max(0, head - first + 1), head, lineage.current))
             lineage.rewind(first)
             self.rewrites += 1
-            # this master's acknowledged positions beyond the head went with the tail
-            self.awaited_pos = min(self.awaited_pos, head)
+        # this master's acknowledged positions beyond the head went with the tail
+        self.awaited_pos = min(self.awaited_pos, head)
         self.buffer = ReorderBuffer(buf.capacity, next_pos=first or buf.next_pos)
         self.buffer.saw(head)
         valid, _ = self.sort(buf.take_held())

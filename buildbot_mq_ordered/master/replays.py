@@ -72,9 +72,10 @@ class Replays:
                 f"ordered-wamp: ignored stream positions above {head}, "
                 "the sequencer's head: not published by the sequencer")))
             buf.forget_above(head)
-        if first_pos > first:
-            end = min(first_pos - 1, last)
-            out += placement.skip(first, end, "are no longer in the sequencer's history "
+        # what was asked and is still missing (events may have come meanwhile)
+        start, end = max(first, buf.next_pos), min(first_pos - 1, last)
+        if start <= end:
+            out += placement.skip(start, end, "are no longer in the sequencer's history "
                                               "(retention exceeded)")
         out += placement.offer(entries)
         if buf.next_pos == before and buf.missing() == (first, last):
