@@ -167,13 +167,16 @@ class StreamFollower(FollowerView):
             out += terms.release(self.placement, head)
         return out + self._fill()
 
-    def _take(self, entries):
+    def _take(self, entries, answered=False):
         """Entries of the journal's history as known here, or None: they all
         wait for info() (one came under a term not known here, or the
         follower already waits). Stale ones (of a history the journal no
-        longer holds) are left out."""
+        longer holds as known here) are left out of an event; in a replay
+        answer (``answered``: the journal's now, or late) they may tell of
+        a history not known here: they wait for info() too."""
         valid, unknown = self.placement.sort(entries)
-        if unknown or self.terms.waiting:
+        doubt = unknown or (answered and len(valid) < len(entries))
+        if doubt or self.terms.waiting:
             self.terms.hold(entries)
             return None
         return valid
@@ -183,13 +186,9 @@ class StreamFollower(FollowerView):
         entries, out = _well_formed(entries)
         self.replayed += len(entries)
         self.placement.first_retained = first_pos
-        valid = self._take(entries)
+        valid = self._take(entries, answered=True)
         if valid is None:
             return out
-        if len(valid) < len(entries):
-            # answered from a history the journal no longer holds: its head
-            # and its holes mean nothing
-            return out + self.placement.offer(valid)
         return out + self.replays.filled(self.placement, asked, first_pos, head, valid)
 
     def _fill(self):

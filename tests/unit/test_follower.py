@@ -245,3 +245,86 @@ class Decisions(unittest.TestCase):
         self.assertFalse(f.caught_up)
         f.on_event('s1', [entry(2)])
         self.assertTrue(f.caught_up)
+
+
+A, B, C = 11, 22, 33     # term ids
+
+
+class RewrittenTail(unittest.TestCase):
+    """Issue 22 item 2: the journal's database failed over to a replica 2 s
+    behind; the new leader numbered 575 messages at positions the masters
+    had delivered under the old leader, and two of three masters dropped
+    them as already delivered, without a word."""
+
+    def setUp(self):
+        with_terms(self)
+
+    def delivered_under_a(self, upto):
+        f = StreamFollower(capacity=100, backoff=lambda n: 0.5 * n)
+        self.assertEqual(f.on_join('s1', 1, 0, [(A, 1)]), [])
+        positions = list(range(1, upto + 1))
+        self.assertEqual(delivered(f.on_event('s1', [entry(p, A) for p in positions])),
+                         positions)
+        return f
+
+    def assertRewritten(self, report, text):
+        self.assertEqual(report.level, 'error')
+        self.assertIn(text, report.text)
+
+    def test_the_new_terms_events_wait_for_its_info_then_are_the_new_history(self):
+        f = self.delivered_under_a(10)
+        actions = f.on_event('s1', [entry(p, B) for p in (6, 7, 8)])
+        (ask,) = of(AskInfo, actions)
+        self.assertEqual((delivered(actions), of(Replay, actions)), ([], []))
+        actions = f.on_info('s1', 1, 8, [(A, 1), (B, 6)], token=ask.token)
+        (report,) = of(Report, actions)
+        self.assertRewritten(report, "stream s1 was rewritten from position 6 (a new term, "
+                                     f"id {B}, began")
+        self.assertIn("this master had delivered 5 messages at positions 6..10 that are not "
+                      "the stream's any more; the new history holds 3 messages from position "
+                      "6 (its head is 8): delivering them", report.text)
+        self.assertEqual([e for a in of(Deliver, actions) for e in a.entries],
+                         [entry(p, B) for p in (6, 7, 8)])
+        self.assertEqual(f.rewrites, 1)
+        self.assertEqual(f.on_info('s1', 1, 8, [(A, 1), (B, 6)]), [])   # said once
+
+    def test_an_info_before_the_new_terms_events_rewinds_at_once(self):
+        f = self.delivered_under_a(10)
+        (report,) = of(Report, f.on_info('s1', 1, 5, [(A, 1), (B, 6)]))
+        self.assertRewritten(report, "delivered 5 messages at positions 6..10")
+        self.assertIn("holds 0 messages from position 6 (its head is 5)", report.text)
+        self.assertEqual(delivered(f.on_event('s1', [entry(6, B), entry(7, B)])), [6, 7])
+
+    def test_an_answer_or_an_event_of_the_old_history_is_never_delivered(self):
+        f = self.delivered_under_a(3)
+        (replay,) = of(Replay, f.on_event('s1', [entry(5, A)]))      # 4 missed
+        # a take-over at the head: nothing this master delivered was rewritten
+        self.assertEqual(of(Report, f.on_info('s1', 1, 3, [(A, 1), (B, 4)])), [])
+        self.assertEqual(f.on_replay(replay.token, ['s1', 1, 5, [entry(4, A)]]), [])
+        self.assertEqual(delivered(f.on_event('s1', [entry(4, A)])), [])
+        self.assertEqual(delivered(f.on_event('s1', [entry(4, B), entry(5, B)])), [4, 5])
+
+    def test_a_replay_answer_of_a_history_not_known_here_asks_info_not_the_replay_again(self):
+        # an older copy restored (term B from 1), then a newer one (C from 3):
+        # the answer to a replay asked under B holds A's entries
+        f = StreamFollower(capacity=100, backoff=lambda n: 0.5 * n,
+                           start=lambda first_pos, head: first_pos)
+        (replay,) = of(Replay, f.on_join('s1', 1, 2, [(A, 1), (B, 1)]))
+        actions = f.on_replay(replay.token, ['s1', 1, 2, [entry(1, A), entry(2, A)]])
+        (ask,) = of(AskInfo, actions)
+        self.assertEqual((delivered(actions), of(Replay, actions)), ([], []))
+        actions = f.on_info('s1', 1, 2, [(A, 1), (C, 3)], token=ask.token)
+        self.assertEqual((delivered(actions), of(Report, actions)), ([1, 2], []))
+
+    def test_a_rewrite_of_positions_only_passed_over_is_an_info_line(self):
+        f = StreamFollower(capacity=100, backoff=lambda n: 0.5 * n)
+        f.on_join('s1', 1, 10, [(A, 1)])                 # delivers from 11
+        (report,) = of(Report, f.on_info('s1', 1, 7, [(A, 1), (B, 6)]))
+        self.assertEqual(report.level, 'info')
+        self.assertIn("had delivered 0 messages at positions 6..10", report.text)
+        self.assertEqual(delivered(f.on_event('s1', [entry(6, B), entry(7, B)])), [6, 7])
+
+    def test_a_journal_that_lost_its_tail_without_a_new_term_keeps_the_shorter_stream_line(self):
+        f = self.delivered_under_a(3)
+        (report,) = of(Report, f.on_info('s1', 1, 1, [(A, 1)]))
+        self.assertIn("ends at position 1, before position 3", report.text)
