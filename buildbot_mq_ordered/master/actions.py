@@ -14,6 +14,8 @@ Replay = namedtuple('Replay', 'token first count')
 Report = namedtuple('Report', 'level text error', defaults=(RuntimeError,))
 # call retry() after delay seconds (a replay failed without a leave)
 RetryLater = namedtuple('RetryLater', 'delay')
+# call the sequencer's info() (for its term history); answer with this token
+AskInfo = namedtuple('AskInfo', 'token')
 
 
 def report(actions):

@@ -21,7 +21,7 @@ class Dispatcher:
         self.delivered = 0
 
     def deliver(self, entries):
-        for pos, seq, key, raw in entries:
+        for pos, seq, key, raw, *_ in entries:   # [pos, seq, key, data, term]
             key = tuple(key)
             data = decoded = None
             for qref in self.registry.consumers:

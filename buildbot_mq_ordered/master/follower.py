@@ -10,17 +10,19 @@ again after this delay.
 
 It decides when a hole is asked for and when a hole is lost for good
 (retention exceeded, or the sequencer has nothing for it); its
-``Placement`` decides what a new stream or a shorter one means, its
-``Replays`` keep the one replay in flight (answers to an older one, before a
-leave or after a failure, carry a stale token and are ignored).
+``Placement`` decides what a new stream, a new term or a shorter stream
+means, its ``Replays`` keep the one replay in flight (answers to an older
+one, before a leave or after a failure, carry a stale token and are
+ignored), its ``TermWait`` holds what came under a term it does not know
+until info() told the journal's term history.
 """
 
 from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.master.actions import Report
-from buildbot_mq_ordered.master.actions import delivering
 from buildbot_mq_ordered.master.placement import Placement
 from buildbot_mq_ordered.master.placement import after_head
 from buildbot_mq_ordered.master.replays import Replays
+from buildbot_mq_ordered.master.termwait import TermWait
 from buildbot_mq_ordered.util.backoff import Backoff
 
 
@@ -38,7 +40,32 @@ def _of_placement(name):
     return property(lambda self: getattr(self.placement, name))
 
 
-class StreamFollower:
+class FollowerView:
+    """What the shell reads of a ``StreamFollower``: where it stands (its
+    ``Placement``'s), and the capacity its reconfig sets."""
+
+    stream_id = _of_placement('stream_id')
+    buffer = _of_placement('buffer')
+    caught_up = _of_placement('caught_up')
+    stream_changes = _of_placement('stream_changes')
+    skipped = _of_placement('skipped')
+    rewrites = _of_placement('rewrites')
+    first_retained = _of_placement('first_retained')
+
+    # True once the first join told us where to start delivering
+    started = property(lambda self: self.buffer.started)
+    next_pos = property(lambda self: self.buffer.next_pos)
+
+    @property
+    def capacity(self):
+        return self.buffer.capacity
+
+    @capacity.setter
+    def capacity(self, n):
+        self.buffer.capacity = self.terms.capacity = n
+
+
+class StreamFollower(FollowerView):
     """Follows the sequencer's stream for one master: takes events, returns
     actions. The ``StreamReader`` (the MQ's, or the ``tail`` command's)
     feeds it and carries the actions out; the MQ also tells it of
@@ -48,53 +75,38 @@ class StreamFollower:
         self.placement = Placement(capacity, start)
         # backoff(n): seconds before retrying after the n-th failed replay in a row
         self.replays = Replays(backoff)
+        self.terms = TermWait(capacity, backoff)
         self.joined = False
         self.replayed = 0         # entries that came in replay answers
         self.other_stream_events = 0
 
-    # -- what the shell reads -------------------------------------------------
-
-    stream_id = _of_placement('stream_id')
-    buffer = _of_placement('buffer')
-    caught_up = _of_placement('caught_up')
-    stream_changes = _of_placement('stream_changes')
-    skipped = _of_placement('skipped')
-
-    @property
-    def started(self):
-        """True once the first join told us where to start delivering."""
-        return self.buffer.started
-
-    @property
-    def next_pos(self):
-        return self.buffer.next_pos
-
-    @property
-    def capacity(self):
-        return self.buffer.capacity
-
-    @capacity.setter
-    def capacity(self, n):
-        self.buffer.capacity = n
-
     # -- events -----------------------------------------------------------------
 
-    def on_join(self, stream_id, first_pos, head):
-        """Joined, and the sequencer's info() said where its stream stands."""
+    def on_join(self, stream_id, first_pos, head, history=None):
+        """Joined, and the sequencer's info() said where its stream stands
+        (history: its terms, ``lineage.history_of``)."""
         self.joined = True
         self.replays.forget()
-        return self._place(stream_id, first_pos, head)
+        return self._place(stream_id, first_pos, head, history, fresh=True)
 
-    def on_info(self, stream_id, first_pos, head):
-        """A later info() while joined (a heartbeat): the head tells of
-        positions whose events never came."""
+    def on_info(self, stream_id, first_pos, head, history=None, token=None):
+        """A later info() while joined: a heartbeat (token None), whose head
+        tells of positions whose events never came, or the answer to an
+        AskInfo."""
         if not self.joined:
             return []
-        return self._place(stream_id, first_pos, head)
+        fresh = self.terms.answered(token)
+        if token is not None and not fresh:
+            return []   # asked before a leave, or failed meanwhile
+        return self._place(stream_id, first_pos, head, history, fresh)
+
+    def on_info_failed(self, token, reason):
+        return self.terms.failed(token, reason)
 
     def on_leave(self):
         self.joined = False
         self.replays.forget()
+        self.terms.forget()
         return []
 
     def on_event(self, stream_id, entries):
@@ -107,7 +119,8 @@ class StreamFollower:
         if not isinstance(entries, list):
             return [Report('info', "ordered-wamp: ignored a malformed stream event")]
         entries, out = _well_formed(entries)
-        return out + delivering(self.buffer.offer(entries)) + self._fill()
+        valid = self._take(entries)
+        return out + self.placement.offer(valid or []) + self._fill()
 
     def on_replay(self, token, answer):
         """The sequencer answered replay ``token``: [stream_id, first_pos, head, entries]."""
@@ -119,6 +132,9 @@ class StreamFollower:
         self.replays.succeeded()
         stream_id, first_pos, head, entries = answer
         if stream_id != self.stream_id:
+            # its terms are not known yet: info() tells them
+            self.terms.forget()
+            self.terms.hold([])
             return self.placement.new_stream(stream_id, first_pos, head) + self._fill()
         return self._replayed(asked, first_pos, head, entries) + self._fill()
 
@@ -138,38 +154,51 @@ class StreamFollower:
 
     # -- decisions --------------------------------------------------------------
 
-    def _place(self, stream_id, first_pos, head):
-        followed = self.stream_id
-        out = self.placement.place(stream_id, first_pos, head)
+    def _place(self, stream_id, first_pos, head, history, fresh):
+        followed, term = self.stream_id, self.placement.lineage.current
+        out = self.placement.place(stream_id, first_pos, head, history)
         if self.stream_id != followed:
             self.replays.forget()   # an answer would be about the old stream
+            self.terms.forget()
+        elif self.placement.lineage.current != term:
+            self.replays.forget()   # an answer may be of the history before
+        terms = self.terms
+        if terms.waiting and (fresh or not self.placement.lineage.unknown(terms.held)):
+            out += terms.release(self.placement, head)
         return out + self._fill()
+
+    def _take(self, entries, answered=False):
+        """Entries of the journal's history as known here, or None: they all
+        wait for info() (one came under a term not known here, or the
+        follower already waits). Stale ones (of a history the journal no
+        longer holds as known here) are left out of an event; in a replay
+        answer (``answered``: the journal's now, or late) they may tell of
+        a history not known here: they wait for info() too."""
+        valid, unknown = self.placement.sort(entries)
+        doubt = unknown or (answered and len(valid) < len(entries))
+        if doubt or self.terms.waiting:
+            self.terms.hold(entries)
+            return None
+        return valid
 
     def _replayed(self, asked, first_pos, head, entries):
         """The answer to the replay of positions asked (first, last), on the stream followed."""
-        first, last = asked
-        buf = self.buffer
         entries, out = _well_formed(entries)
         self.replayed += len(entries)
-        before = buf.next_pos
-        if head < buf.highest_seen:
-            out.append(Report('info', (
-                f"ordered-wamp: ignored stream positions above {head}, "
-                "the sequencer's head: not published by the sequencer")))
-            buf.forget_above(head)
-        if first_pos > first:
-            end = min(first_pos - 1, last)
-            out += self.placement.skip(first, end, "are no longer in the sequencer's history "
-                              "(retention exceeded)")
-        out += delivering(buf.offer(entries))
-        if buf.next_pos == before and buf.missing() == (first, last):
-            # the sequencer has nothing for a hole it should have: do not stall
-            out += self.placement.skip(first, last, "were not returned by the sequencer")
-        return out
+        self.placement.first_retained = first_pos
+        valid = self._take(entries, answered=True)
+        if valid is None:
+            return out
+        return out + self.replays.filled(self.placement, asked, first_pos, head, valid)
 
     def _fill(self):
-        """Ask for the first hole, unless a replay is already under way."""
-        if not self.joined or self.replays.in_flight:
+        """Ask for the first hole, unless a replay is already under way (or
+        the follower waits for the journal's terms: ask for them)."""
+        if not self.joined:
+            return []
+        if self.terms.waiting:
+            return self.terms.ask()
+        if self.replays.in_flight:
             return []
         gap = self.buffer.missing()
         if gap is None:

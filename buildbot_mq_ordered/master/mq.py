@@ -63,7 +63,8 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         self.reader = StreamReader(self.follower, self.dispatcher.deliver, self.timers.later,
                                    self.links.move_on, after=self.idle.check, clock=self.clock)
         self.submitter = Submitter(self.producer, self.producer_id, self.reader,
-                                   self.links.where, self._acked, clock=self.clock)
+                                   self.links.where, self._acked, clock=self.clock,
+                                   first_retained=lambda: self.follower.first_retained)
         self.reporter = MasterReporter(self, clock=self.clock)   # to the router's monitor
 
     @property
@@ -72,7 +73,8 @@ class OrderedWampMQ(service.ReconfigurableServiceMixin, base.MQBase):
         return {'produced': p.produced, 'rejected': p.rejected, 'batches': p.batches,
                 'outbox_dropped': p.outbox.dropped, 'delivered': self.delivered,
                 'skipped': f.skipped, 'foreign_events': self.reader.foreign_events,
-                'stream_changes': f.stream_changes,
+                'stream_changes': f.stream_changes, 'rewrites': f.rewrites,
+                'acknowledged_lost': p.acknowledged.lost,
                 'other_stream_events': f.other_stream_events}
 
     outbox = property(lambda self: self.producer.outbox)

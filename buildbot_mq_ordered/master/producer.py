@@ -7,6 +7,7 @@ resubmitted from its oldest message (the sequencer drops what it had).
 """
 
 from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.master.acknowledged import Acknowledged
 from buildbot_mq_ordered.master.actions import Report
 from buildbot_mq_ordered.master.actions import RetryLater
 from buildbot_mq_ordered.master.outbox import Outbox
@@ -34,6 +35,7 @@ class Producer:
         # goes beyond it
         self.sent = 0
         self._forged = False           # in a run of acknowledgements beyond it
+        self.acknowledged = Acknowledged()
 
     @property
     def idle(self):
@@ -67,11 +69,15 @@ class Producer:
         self.sent = max(self.sent, batch[-1][0])
         return batch
 
-    def acked(self, mark, producer_id):
-        """The sequencer has sequenced producer_id's messages up to mark:
-        they leave the outbox, but never one that was not sent."""
+    def acked(self, answer, producer_id, first_retained=0):
+        """The sequencer has sequenced producer_id's messages up to
+        answer.mark (a ``SubmitAnswer``): they leave the outbox, but never
+        one that was not sent. first_retained: the journal's oldest
+        position, as the follower last heard."""
         self.in_flight = False
+        mark = answer.mark
         out = self._forged_mark(mark, producer_id)
+        out += self.acknowledged.answered(answer, self.sent, producer_id, first_retained)
         self.outbox.ack(min(mark, self.sent))
         failures = self.refusals.succeeded()
         if failures:

@@ -94,6 +94,11 @@ class ReorderBuffer:
             return []
         return self.start(pos)
 
+    def take_held(self):
+        """The entries held (and no longer), in position order."""
+        held, self._held = self._held, {}
+        return [held[p] for p in sorted(held)]
+
     def forget_above(self, pos):
         """Drop held entries and knowledge above pos (they cannot exist)."""
         for p in [p for p in self._held if p > pos]:

@@ -57,3 +57,28 @@ class Replays:
         return [Report('info', f"ordered-wamp: replay failed ({wire.shown(reason)}); "
                                f"retrying in {delay:.1f}s"),
                 RetryLater(delay)]
+
+    def filled(self, placement, asked, first_pos, head, entries):
+        """What the answer to the replay of positions asked (first, last)
+        means for the ``Placement``: its entries (all of the journal's
+        history as known), retention (first_pos: the oldest position kept)
+        and the head. Returns the actions."""
+        first, last = asked
+        buf = placement.buffer
+        out = []
+        before = buf.next_pos
+        if head < buf.highest_seen:
+            out.append(Report('info', (
+                f"ordered-wamp: ignored stream positions above {head}, "
+                "the sequencer's head: not published by the sequencer")))
+            buf.forget_above(head)
+        # what was asked and is still missing (events may have come meanwhile)
+        start, end = max(first, buf.next_pos), min(first_pos - 1, last)
+        if start <= end:
+            out += placement.skip(start, end, "are no longer in the sequencer's history "
+                                              "(retention exceeded)")
+        out += placement.offer(entries)
+        if buf.next_pos == before and buf.missing() == (first, last):
+            # the sequencer has nothing for a hole it should have: do not stall
+            out += placement.skip(first, last, "were not returned by the sequencer")
+        return out

@@ -1,9 +1,9 @@
 """``StreamReader``: the I/O of a ``StreamFollower`` on a joined session.
 
-It subscribes to the stream, asks ``info()`` on join and every
-``HEARTBEAT`` seconds after, calls replay, and carries out the follower's
-actions in their order: entries go to ``deliver``, reports to the log, a
-retry to ``later``. Used by the MQ and by the ``tail`` command.
+It subscribes to the stream, asks ``info()`` on join, every ``HEARTBEAT``
+seconds after and when the follower asks (for the journal's terms), calls
+replay, and carries out the follower's actions in their order: entries go
+to ``deliver``, reports to the log, a retry to ``later``. Used by the MQ and by the ``tail`` command.
 """
 
 from autobahn.wamp.exception import ApplicationError
@@ -13,10 +13,12 @@ from twisted.internet import task
 from twisted.python import log
 
 from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.master.actions import AskInfo
 from buildbot_mq_ordered.master.actions import Deliver
 from buildbot_mq_ordered.master.actions import Replay
 from buildbot_mq_ordered.master.actions import RetryLater
 from buildbot_mq_ordered.master.actions import report
+from buildbot_mq_ordered.master.lineage import history_of
 
 # seconds between info() calls while joined: the head tells of positions
 # whose events never came, and a router whose sequencer stopped leading is
@@ -52,7 +54,8 @@ class StreamReader:
         if not still_joined():
             return False
         self.session = session
-        self.act(self.follower.on_join(info['stream_id'], info['first_pos'], info['head']))
+        self.act(self.follower.on_join(info['stream_id'], info['first_pos'], info['head'],
+                                       history_of(info)))
         self._heartbeat = task.LoopingCall(self._ask_info, session)
         if self._clock is not None:
             self._heartbeat.clock = self._clock
@@ -84,6 +87,8 @@ class StreamReader:
                 self._replay(a)
             elif isinstance(a, RetryLater):
                 self._later(a.delay, lambda: self.act(self.follower.retry()))
+            elif isinstance(a, AskInfo):
+                self._ask_info(self.session, a.token)
             else:
                 report([a])
         self._after()
@@ -108,14 +113,19 @@ class StreamReader:
                 self.follower.on_replay_failed(action.token, f.getErrorMessage())))
         d.addErrback(log.err, "ordered-wamp: handling a replay answer failed")
 
-    def _ask_info(self, session):
+    def _ask_info(self, session, token=None):
+        """info(): a heartbeat (token None) or the follower's AskInfo."""
         def answered(info):
             if session is self.session:
                 self.act(self.follower.on_info(info['stream_id'], info['first_pos'],
-                                               info['head']))
+                                               info['head'], history_of(info), token))
 
         def failed(f):
-            if session is self.session and not self.no_sequencer(f):
+            if session is not self.session or self.no_sequencer(f):
+                return
+            if token is None:
                 log.msg(f"ordered-wamp: info failed ({wire.shown(f.getErrorMessage())})")
+            else:
+                self.act(self.follower.on_info_failed(token, f.getErrorMessage()))
         session.call(wire.INFO, **wire.handshake()).addCallbacks(answered, failed).addErrback(
             log.err, "ordered-wamp: handling an info answer failed")

@@ -4,6 +4,7 @@ from autobahn.wamp.exception import ApplicationError
 from twisted.python import log
 
 from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.master.acknowledged import submit_answer
 from buildbot_mq_ordered.master.actions import RetryLater
 from buildbot_mq_ordered.master.actions import report
 from buildbot_mq_ordered.master.timers import Timers
@@ -31,15 +32,17 @@ class Submitter:
     the StreamFollower. The MQ owns it: ``produce`` calls ``soon``, a join
     ``flush``, the stop ``stop``; it is told of each acknowledgement
     through ``on_acked(last_pos)``, and ``where()`` names the router for
-    what is logged."""
+    what is logged; ``first_retained()`` is the journal's oldest position,
+    as the follower last heard."""
 
     def __init__(self, producer, producer_id, reader, where, on_acked=lambda last_pos: None,
-                 clock=None):
+                 clock=None, first_retained=lambda: 0):
         self.producer = producer
         self.producer_id = producer_id
         self.reader = reader      # .session (joined, placed), .no_sequencer(failure)
         self.where = where
         self.on_acked = on_acked
+        self.first_retained = first_retained
         self.timers = Timers(clock)
         self._scheduled = False
         self._backing_off = None  # the retry of a refused submit, until it is due
@@ -82,27 +85,33 @@ class Submitter:
     def _acked(self, result, session):
         if session is not self.reader.session:
             return   # an answer on a session that left: the next join resubmits
-        mark, last_pos = result
+        answer = submit_answer(result)
+        if answer is None:
+            # not this release's sequencer: what was sent stays in the outbox
+            self._refused('a malformed answer', wire.shown(repr(result)))
+            return
         self._stop_backing_off()
-        report(self.producer.acked(mark, self.producer_id))
-        self.on_acked(last_pos)
+        report(self.producer.acked(answer, self.producer_id, self.first_retained()))
+        self.on_acked(answer.last_pos)
         self.flush()
 
     def _failed(self, failure, session):
         if session is not self.reader.session or self.reader.no_sequencer(failure):
             return   # the next join resubmits
         if failure.check(ApplicationError) and failure.value.error not in CONNECTION_ERRORS:
-            actions = self.producer.refused(self.where(), failure.value.error,
-                                            error_text(failure.value))
-            report(actions)
-            for a in actions:
-                if isinstance(a, RetryLater):
-                    self._back_off(a.delay)
+            self._refused(failure.value.error, error_text(failure.value))
         else:
             self.producer.not_sent()
             log.msg(f"ordered-wamp: submit failed ({wire.shown(failure.getErrorMessage())}); "
                     "retrying")
             self.timers.later(self.producer.backoff.initial, self.flush)
+
+    def _refused(self, error, reason):
+        actions = self.producer.refused(self.where(), error, reason)
+        report(actions)
+        for a in actions:
+            if isinstance(a, RetryLater):
+                self._back_off(a.delay)
 
     def _back_off(self, delay):
         self._stop_backing_off()

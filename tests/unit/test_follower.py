@@ -1,11 +1,17 @@
 """StreamFollower: unit tests and property tests (pure: no reactor, no router).
 
 The property test plays a sequencer (journal, retention, a lost journal
-replaced by a new stream) and a network (joins, leaves, events arriving in
-any order, replay answers and failures arriving late) against one follower
-in random interleavings, and checks what a master must never do: deliver a
-position twice, out of order, or something the sequencer did not publish;
-skip what is still retained; stall while a replay can fill a hole.
+replaced by a new stream, leaders taking over - at the head, or from an
+older copy of the journal: an asynchronous replica promoted, a backup
+restored) and each master's network (joins, leaves, events arriving in any
+order, replay answers and failures arriving late, info() answers before,
+with or after the new term's events) against two followers in random
+interleavings (tests/unit/streammodel.py), and checks what a master must
+never do: deliver a position twice, out of order, or something the
+sequencer did not publish; skip what is still retained; stall while a
+replay can fill a hole; keep a position of a history the journal no longer
+holds, or miss one of the new history; report a rewritten tail anywhere but
+where it begins, or more than once.
 """
 
 from hypothesis import given
@@ -13,16 +19,17 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from buildbot_mq_ordered import wire
+from buildbot_mq_ordered.master.actions import AskInfo
 from buildbot_mq_ordered.master.actions import Deliver
 from buildbot_mq_ordered.master.actions import Replay
 from buildbot_mq_ordered.master.actions import Report
 from buildbot_mq_ordered.master.actions import RetryLater
 from buildbot_mq_ordered.master.follower import StreamFollower
-
-
-def entry(pos):
-    return [pos, pos, ['k', str(pos % 3)], b'%d' % pos]
+from tests.unit.streammodel import MAX_TERMS
+from tests.unit.streammodel import Master
+from tests.unit.streammodel import Sequencer
+from tests.unit.streammodel import entry
+from tests.unit.streammodel import with_terms
 
 
 def of(kind, actions):
@@ -33,174 +40,86 @@ def delivered(actions):
     return [e[0] for a in of(Deliver, actions) for e in a.entries]
 
 
-class Sequencer:
-    """What the follower is told about: one stream at a time, its journal
-    retained from first_pos, answers computed when they are given."""
-
-    def __init__(self):
-        self.streams = 0
-        self.new_stream()
-
-    def new_stream(self):
-        self.streams += 1
-        self.stream_id = f'stream-{self.streams}'
-        self.head = 0
-        self.first_pos = 1
-
-    def publish(self, n):
-        first = self.head + 1
-        self.head += n
-        return [entry(p) for p in range(first, self.head + 1)]
-
-    def prune(self, n):
-        self.first_pos = min(self.first_pos + n, self.head + 1)
-
-    def info(self):
-        return self.stream_id, self.first_pos, self.head
-
-    def answer(self, first, count, cut):
-        """As Sequencer.replay: bounded by count, and by bytes (``cut``)."""
-        start = max(first, self.first_pos)
-        last = min(first + count - 1, self.head)
-        entries = [entry(p) for p in range(start, last + 1)]
-        if len(entries) > 1 and cut:
-            entries = entries[:max(1, len(entries) - cut)]
-        return [self.stream_id, self.first_pos, self.head, entries]
-
-
-class Master:
-    """A follower and what it has done, checked at every step."""
-
-    def __init__(self, test, seq):
-        self.test = test
-        self.seq = seq
-        self.follower = StreamFollower(capacity=8, backoff=lambda n: n)
-        self.session = 0          # bumps on every join
-        self.inbox = []           # stream events published while joined
-        self.replays = []         # (session, Replay) asked, not yet answered
-        self.retries = 0          # RetryLater timers pending
-        self.delivered = {}       # stream id -> positions, in delivery order
-        self.start = {}           # stream id -> first position it should deliver
-
-    def act(self, actions):
-        f, t = self.follower, self.test
-        for a in actions:
-            if isinstance(a, Deliver):
-                got = self.delivered.setdefault(f.stream_id, [])
-                for e in a.entries:
-                    t.assertEqual(f.stream_id, self.seq.stream_id)
-                    t.assertEqual(e, entry(e[0]))         # as published
-                    t.assertTrue(not got or e[0] > got[-1], (got[-5:], e[0]))
-                    got.append(e[0])
-            elif isinstance(a, Replay):
-                live = [r for s, r in self.replays if s == self.session]
-                t.assertEqual(live, [], "a second replay while one is in flight")
-                t.assertTrue(f.joined)
-                t.assertLessEqual(a.count, wire.MAX_REPLAY)
-                self.replays.append((self.session, a))
-            elif isinstance(a, RetryLater):
-                self.retries += 1
-            else:
-                t.assertIsInstance(a, Report)
-                if 'skipped' in a.text:
-                    first, last = (int(x) for x in a.text.split(
-                        'positions ')[1].split(' ')[0].split('..'))
-                    # only what retention removed may be skipped
-                    t.assertLess(last, self.seq.first_pos, a.text)
-
-    def join(self):
-        self.session += 1
-        self.inbox = []
-        stream_id, first_pos, head = self.seq.info()
-        if self.follower.stream_id is None:
-            self.start[stream_id] = head + 1
-        elif self.follower.stream_id != stream_id:
-            self.start[stream_id] = first_pos
-        self.act(self.follower.on_join(stream_id, first_pos, head))
-
-    def leave(self):
-        self.inbox = []
-        self.act(self.follower.on_leave())
-
-    def answer(self, i, cut, fail):
-        session, r = self.replays.pop(i)
-        if fail:
-            self.act(self.follower.on_replay_failed(r.token, 'busy'))
-        else:
-            self.act(self.follower.on_replay(r.token, self.seq.answer(r.first, r.count, cut)))
-
-    def settle(self):
-        """Join if need be, then let every event, replay and retry happen:
-        the follower must reach the head (bounded: a stall fails)."""
-        if not self.follower.joined:
-            self.join()
-        for _ in range(10000):
-            if self.inbox:
-                self.act(self.follower.on_event(*self.inbox.pop(0)))
-            elif self.replays:
-                self.answer(0, 0, False)
-            elif self.retries:
-                self.retries -= 1
-                self.act(self.follower.retry())
-            else:
-                break
-        self.test.assertEqual(self.follower.next_pos, self.seq.head + 1, "stalled")
-        stream_id = self.seq.stream_id
-        start = max(self.start[stream_id], self.seq.first_pos)
-        got = [p for p in self.delivered.get(stream_id, []) if p >= start]
-        self.test.assertEqual(got, list(range(start, self.seq.head + 1)))
+OPS = ['publish', 'publish', 'event', 'event', 'answer', 'fail', 'retry', 'leave', 'join',
+       'info', 'ask_answer', 'ask_fail', 'prune', 'new_stream', 'ack',
+       'copy', 'take_over', 'fail_over', 'restore']
 
 
 class Interleavings(unittest.TestCase):
 
-    @settings(max_examples=300, deadline=None)
+    def setUp(self):
+        with_terms(self)
+
+    @settings(max_examples=300, deadline=None, report_multiple_bugs=False)
     @given(st.data())
-    def test_never_twice_never_out_of_order_never_stalled(self, data):
+    def test_one_history_never_twice_never_out_of_order_never_stalled(self, data):
         seq = Sequencer()
-        m = Master(self, seq)
-        m.join()
+        masters = [Master(self, seq) for _ in range(2)]
+        for m in masters:
+            m.join()
         for _ in range(data.draw(st.integers(1, 60), label='steps')):
-            op = data.draw(st.sampled_from(
-                ['publish', 'publish', 'event', 'event', 'answer', 'fail', 'retry',
-                 'leave', 'join', 'info', 'prune', 'new_stream', 'ack']))
-            if op == 'publish':
-                entries = seq.publish(data.draw(st.integers(1, 12)))
+            op = data.draw(st.sampled_from(OPS))
+            m = masters[data.draw(st.integers(0, len(masters) - 1))]
+            if op in ('publish', 'copy', 'take_over', 'fail_over', 'restore', 'prune',
+                      'new_stream'):
+                self.journal(data, op, seq, masters)
+            else:
+                self.network(data, op, seq, m)
+        for m in masters:
+            m.settle()
+
+    def journal(self, data, op, seq, masters):
+        """What happens to the sequencer's journal."""
+        if op == 'publish':
+            entries = seq.publish(data.draw(st.integers(1, 12)))
+            for m in masters:
                 if m.follower.joined:
                     # one event per batch, or the batch in several events
                     split = data.draw(st.integers(1, len(entries)))
                     for i in range(0, len(entries), split):
                         m.inbox.append((seq.stream_id, entries[i:i + split]))
-            elif op == 'event' and m.inbox:
-                # events may arrive in any order (and behind replay answers)
-                i = data.draw(st.integers(0, len(m.inbox) - 1))
-                m.act(m.follower.on_event(*m.inbox.pop(i)))
-            elif op in ('answer', 'fail') and m.replays:
-                i = data.draw(st.integers(0, len(m.replays) - 1))
-                m.answer(i, data.draw(st.integers(0, 5)), op == 'fail')
-            elif op == 'retry' and m.retries:
-                m.retries -= 1
-                m.act(m.follower.retry())
-            elif op == 'leave' and m.follower.joined:
-                m.leave()
-            elif op == 'join' and not m.follower.joined:
-                m.join()
-            elif op == 'info':
-                # a heartbeat: its answer travels behind the events published
-                # before it, so deliver those first
-                while m.inbox and m.follower.joined:
-                    m.act(m.follower.on_event(*m.inbox.pop(0)))
-                m.act(m.follower.on_info(*seq.info()))
-            elif op == 'prune':
-                seq.prune(data.draw(st.integers(1, 10)))
-            elif op == 'new_stream' and not m.follower.joined:
-                seq.new_stream()    # the journal was lost while we were away
-            elif op == 'ack':
-                m.act(m.follower.on_acked(seq.head))
-        m.settle()
-        self.assertTrue(m.follower.caught_up)
+        elif op == 'copy':
+            seq.copy()
+        elif op == 'prune':
+            seq.prune(data.draw(st.integers(1, 10)))
+        elif op == 'new_stream' and not any(m.follower.joined for m in masters):
+            seq.new_stream()    # the journal was lost while they were away
+        elif len(seq.terms) < MAX_TERMS:
+            if op == 'take_over':
+                seq.take_over()                     # nothing lost
+            elif op == 'fail_over':
+                seq.take_over(seq.copies[-1])       # a replica behind promoted
+            elif op == 'restore':
+                seq.take_over(data.draw(st.sampled_from(seq.copies)))
+
+    def network(self, data, op, seq, m):
+        """What one master's network does."""
+        if op == 'event' and m.inbox:
+            # events may arrive in any order (and behind replay answers)
+            i = data.draw(st.integers(0, len(m.inbox) - 1))
+            m.act(m.follower.on_event(*m.inbox.pop(i)))
+        elif op in ('answer', 'fail') and m.replays:
+            i = data.draw(st.integers(0, len(m.replays) - 1))
+            m.answer(i, data.draw(st.integers(0, 5)), op == 'fail', data.draw(st.booleans()))
+        elif op in ('ask_answer', 'ask_fail') and m.infos:
+            m.answer_info(data.draw(st.integers(0, len(m.infos) - 1)), op == 'ask_fail')
+        elif op == 'retry' and m.retries:
+            m.retries -= 1
+            m.act(m.follower.retry())
+        elif op == 'leave' and m.follower.joined:
+            m.leave()
+        elif op == 'join' and not m.follower.joined:
+            m.join()
+        elif op == 'info':
+            m.heartbeat()
+        elif op == 'ack':
+            m.act(m.follower.on_acked(seq.head))
 
 
 class Decisions(unittest.TestCase):
+
+    def setUp(self):
+        with_terms(self)
 
     def joined(self, head=0, stream_id='s1'):
         f = StreamFollower(capacity=100, backoff=lambda n: 0.5 * n)
@@ -326,3 +245,86 @@ class Decisions(unittest.TestCase):
         self.assertFalse(f.caught_up)
         f.on_event('s1', [entry(2)])
         self.assertTrue(f.caught_up)
+
+
+A, B, C = 11, 22, 33     # term ids
+
+
+class RewrittenTail(unittest.TestCase):
+    """Issue 22 item 2: the journal's database failed over to a replica 2 s
+    behind; the new leader numbered 575 messages at positions the masters
+    had delivered under the old leader, and two of three masters dropped
+    them as already delivered, without a word."""
+
+    def setUp(self):
+        with_terms(self)
+
+    def delivered_under_a(self, upto):
+        f = StreamFollower(capacity=100, backoff=lambda n: 0.5 * n)
+        self.assertEqual(f.on_join('s1', 1, 0, [(A, 1)]), [])
+        positions = list(range(1, upto + 1))
+        self.assertEqual(delivered(f.on_event('s1', [entry(p, A) for p in positions])),
+                         positions)
+        return f
+
+    def assertRewritten(self, report, text):
+        self.assertEqual(report.level, 'error')
+        self.assertIn(text, report.text)
+
+    def test_the_new_terms_events_wait_for_its_info_then_are_the_new_history(self):
+        f = self.delivered_under_a(10)
+        actions = f.on_event('s1', [entry(p, B) for p in (6, 7, 8)])
+        (ask,) = of(AskInfo, actions)
+        self.assertEqual((delivered(actions), of(Replay, actions)), ([], []))
+        actions = f.on_info('s1', 1, 8, [(A, 1), (B, 6)], token=ask.token)
+        (report,) = of(Report, actions)
+        self.assertRewritten(report, "stream s1 was rewritten from position 6 (a new term, "
+                                     f"id {B}, began")
+        self.assertIn("this master had delivered 5 messages at positions 6..10 that are not "
+                      "the stream's any more; the new history holds 3 messages from position "
+                      "6 (its head is 8): delivering them", report.text)
+        self.assertEqual([e for a in of(Deliver, actions) for e in a.entries],
+                         [entry(p, B) for p in (6, 7, 8)])
+        self.assertEqual(f.rewrites, 1)
+        self.assertEqual(f.on_info('s1', 1, 8, [(A, 1), (B, 6)]), [])   # said once
+
+    def test_an_info_before_the_new_terms_events_rewinds_at_once(self):
+        f = self.delivered_under_a(10)
+        (report,) = of(Report, f.on_info('s1', 1, 5, [(A, 1), (B, 6)]))
+        self.assertRewritten(report, "delivered 5 messages at positions 6..10")
+        self.assertIn("holds 0 messages from position 6 (its head is 5)", report.text)
+        self.assertEqual(delivered(f.on_event('s1', [entry(6, B), entry(7, B)])), [6, 7])
+
+    def test_an_answer_or_an_event_of_the_old_history_is_never_delivered(self):
+        f = self.delivered_under_a(3)
+        (replay,) = of(Replay, f.on_event('s1', [entry(5, A)]))      # 4 missed
+        # a take-over at the head: nothing this master delivered was rewritten
+        self.assertEqual(of(Report, f.on_info('s1', 1, 3, [(A, 1), (B, 4)])), [])
+        self.assertEqual(f.on_replay(replay.token, ['s1', 1, 5, [entry(4, A)]]), [])
+        self.assertEqual(delivered(f.on_event('s1', [entry(4, A)])), [])
+        self.assertEqual(delivered(f.on_event('s1', [entry(4, B), entry(5, B)])), [4, 5])
+
+    def test_a_replay_answer_of_a_history_not_known_here_asks_info_not_the_replay_again(self):
+        # an older copy restored (term B from 1), then a newer one (C from 3):
+        # the answer to a replay asked under B holds A's entries
+        f = StreamFollower(capacity=100, backoff=lambda n: 0.5 * n,
+                           start=lambda first_pos, head: first_pos)
+        (replay,) = of(Replay, f.on_join('s1', 1, 2, [(A, 1), (B, 1)]))
+        actions = f.on_replay(replay.token, ['s1', 1, 2, [entry(1, A), entry(2, A)]])
+        (ask,) = of(AskInfo, actions)
+        self.assertEqual((delivered(actions), of(Replay, actions)), ([], []))
+        actions = f.on_info('s1', 1, 2, [(A, 1), (C, 3)], token=ask.token)
+        self.assertEqual((delivered(actions), of(Report, actions)), ([1, 2], []))
+
+    def test_a_rewrite_of_positions_only_passed_over_is_an_info_line(self):
+        f = StreamFollower(capacity=100, backoff=lambda n: 0.5 * n)
+        f.on_join('s1', 1, 10, [(A, 1)])                 # delivers from 11
+        (report,) = of(Report, f.on_info('s1', 1, 7, [(A, 1), (B, 6)]))
+        self.assertEqual(report.level, 'info')
+        self.assertIn("had delivered 0 messages at positions 6..10", report.text)
+        self.assertEqual(delivered(f.on_event('s1', [entry(6, B), entry(7, B)])), [6, 7])
+
+    def test_a_journal_that_lost_its_tail_without_a_new_term_keeps_the_shorter_stream_line(self):
+        f = self.delivered_under_a(3)
+        (report,) = of(Report, f.on_info('s1', 1, 1, [(A, 1)]))
+        self.assertIn("ends at position 1, before position 3", report.text)

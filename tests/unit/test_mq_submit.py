@@ -107,7 +107,7 @@ class SubmitRefusals(ScriptedSession):
         if self.calls <= self.refusals:
             return defer.fail(ApplicationError(
                 JOURNAL_ERROR, "journal write failed: database or disk is full"))
-        return defer.succeed([batch[-1][0], self.calls])
+        return defer.succeed([batch[-1][0], self.calls, batch[0][0] - 1])
 
 
 class SubmitRefused(unittest.TestCase):
@@ -143,14 +143,19 @@ class HeldSubmits(ScriptedSession):
 
     def __init__(self):
         self.submits = []      # (producer id, producer_seqs, Deferred)
+        self.mark = 0          # the producer's mark in the journal
 
     def answer(self, procedure, producer, batch):
         d = defer.Deferred()
         self.submits.append((producer, [m[0] for m in batch], d))
         return d
 
-    def ack(self, mark):
-        self.submits[-1][2].callback([mark, None])
+    def ack(self, mark, last_pos=None, prior=None):
+        """Answer the last submit; prior: the journal's mark before it (by
+        default the last mark answered)."""
+        prior = self.mark if prior is None else prior
+        self.mark = mark
+        self.submits[-1][2].callback([mark, last_pos, prior])
 
 
 class ForgedAck(unittest.TestCase):
@@ -188,6 +193,30 @@ class ForgedAck(unittest.TestCase):
         clock.advance(0)
         session.ack(2 ** 62)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class JournalLostAcknowledged(unittest.TestCase):
+    """Issue 22 item 3: a failover to a replica that was behind lost
+    messages the journal had acknowledged to a master, silently."""
+
+    def test_the_journals_lost_acknowledged_messages_are_one_error(self):
+        session = HeldSubmits()
+        mq, clock = joined_mq(self, session)
+        for i in range(3):
+            mq.produce(('k',), i)
+        clock.advance(0)
+        session.ack(3, last_pos=3)
+        mq.produce(('k',), 3)
+        clock.advance(0)
+        session.ack(4, last_pos=2, prior=1)   # the new leader's journal had 1 of 1..3
+        (error,) = self.flushLoggedErrors(RuntimeError)
+        self.assertIn(f"producer id {mq.producer_id}, producer sequence numbers 2..3 are "
+                      "no longer in it", str(error.value))
+        self.assertEqual((mq.stats['acknowledged_lost'], len(mq.outbox)), (2, 0))
+        mq.produce(('k',), 4)
+        clock.advance(0)
+        session.ack(5, last_pos=3)
+        self.assertEqual(self.flushLoggedErrors(RuntimeError), [])
 
 
 class ReplayRefusals(ScriptedSession):

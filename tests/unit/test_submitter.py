@@ -75,7 +75,7 @@ class Submitting(SubmitterCase):
         self.produce(2)
         self.clock.advance(0)
         self.assertEqual([b for b, _ in self.session.calls], [[1, 2, 3]])
-        self.session.calls[0][1].callback([3, 17])
+        self.session.calls[0][1].callback([3, 17, 0])
         self.assertEqual(self.acked, [17])
         self.assertEqual([b for b, _ in self.session.calls], [[1, 2, 3], [4, 5]])
 
@@ -83,7 +83,7 @@ class Submitting(SubmitterCase):
         self.produce(1)
         self.clock.advance(0)
         self.reader.session = Session()                  # left and joined again
-        self.session.calls[0][1].callback([1, 1])
+        self.session.calls[0][1].callback([1, 1, 0])
         self.assertEqual((self.acked, len(self.producer.outbox)), ([], 1))
         self.clock.advance(10)                           # nor retried: the join resubmits
         self.assertEqual(len(self.session.calls), 1)
@@ -153,7 +153,7 @@ class Pace(unittest.TestCase):
                 if clock.seconds() < full_until:
                     answer = (d.errback, ApplicationError(wire.JOURNAL_ERROR, 'disk full'))
                 else:
-                    answer = (d.callback, [batch[-1][0], batch[-1][0]])
+                    answer = (d.callback, [batch[-1][0], batch[-1][0], batch[0][0] - 1])
                 clock.callLater(0.005, *answer)
                 return d
 
@@ -201,7 +201,7 @@ class BackingOff(SubmitterCase):
             self.clock.advance(0.01)
             self.assertEqual(len(self.session.calls), n + 2)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.session.calls[-1][1].callback([61, 9])
+        self.session.calls[-1][1].callback([61, 9, 0])
         self.assertEqual(len(self.producer.outbox), 0)
 
     def test_a_join_submits_at_once_and_its_ack_ends_the_wait(self):
@@ -212,7 +212,7 @@ class BackingOff(SubmitterCase):
         self.session = self.reader.session = Session()   # left and joined again
         self.submitter.flush()
         self.assertEqual([b for b, _ in self.session.calls], [[1]])
-        self.session.calls[0][1].callback([1, 1])
+        self.session.calls[0][1].callback([1, 1, 0])
         self.produce(1)
         self.clock.advance(0)                             # not the old 2 s
         self.assertEqual([b for b, _ in self.session.calls], [[1], [2]])
@@ -224,3 +224,71 @@ class BackingOff(SubmitterCase):
         self.flushLoggedErrors(RuntimeError)
         self.submitter.stop()
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class OwnLoss(SubmitterCase):
+    """Issue 22 item 3: after a failover to a replica that was behind, the
+    journal no longer held messages acknowledged to a master, and nothing
+    said so. The answer's third element is the producer's mark in the
+    journal before the batch."""
+
+    def ack(self, n, answer):
+        self.session.calls[n][1].callback(answer)
+
+    def errors(self):
+        return [str(e.value) for e in self.flushLoggedErrors(RuntimeError)]
+
+    def test_a_prior_mark_below_what_was_acknowledged_is_one_error_naming_the_range(self):
+        self.produce(5)
+        self.clock.advance(0)
+        self.ack(0, [5, 105, 0])
+        self.produce(3)
+        self.clock.advance(0)
+        self.ack(1, [8, 53, 2])              # the journal kept this producer's 1..2
+        (error,) = self.errors()
+        self.assertIn("the journal lost 3 messages it had acknowledged to this master: "
+                      "producer id p1, producer sequence numbers 3..5 are no longer in it",
+                      error)
+        self.assertIn("not submitted again: lost", error)
+        self.assertEqual((self.producer.acknowledged.lost, len(self.producer.outbox)), (3, 0))
+        self.assertEqual(self.acked, [105, 53])
+        self.produce(1)                      # the journal numbers on from 8: said once
+        self.clock.advance(0)
+        self.ack(2, [9, 54, 8])
+        self.assertEqual(self.errors(), [])
+        self.assertEqual(self.producer.acknowledged.mark, 9)
+
+    def test_a_batch_after_the_outboxs_own_drops_is_no_loss(self):
+        self.producer.outbox.max_messages = 3
+        self.produce(2)
+        self.clock.advance(0)
+        self.ack(0, [2, 2, 0])
+        self.reader.session = None           # left: 3..10 produced, 3..7 dropped
+        self.produce(8)
+        self.reader.session = self.session
+        self.submitter.flush()
+        self.assertEqual(self.session.calls[1][0], [8, 9, 10])
+        self.ack(1, [10, 5, 2])
+        self.assertEqual([e for e in self.errors() if 'journal lost' in e], [])
+        self.assertEqual(self.producer.acknowledged.lost, 0)
+
+    def test_a_mark_forgotten_with_its_entries_by_retention_is_no_loss(self):
+        self.produce(2)
+        self.clock.advance(0)
+        self.ack(0, [2, 40, 0])
+        self.submitter.first_retained = lambda: 41    # position 40 is gone too
+        self.produce(1)
+        self.clock.advance(0)
+        self.ack(1, [3, 900, 0])
+        self.assertEqual(self.errors(), [])
+        self.assertEqual(self.producer.acknowledged.mark, 3)
+
+    def test_an_answer_of_another_release_keeps_the_batch_and_is_retried(self):
+        self.produce(3)
+        self.clock.advance(0)
+        self.ack(0, [3, 17])                 # a 0.4 sequencer: no prior mark
+        (error,) = self.errors()
+        self.assertIn("refused a submit (a malformed answer: [3, 17])", error)
+        self.assertEqual((self.acked, len(self.producer.outbox)), ([], 3))
+        self.clock.advance(2.0)              # the refusals' backoff
+        self.assertEqual([b for b, _ in self.session.calls], [[1, 2, 3], [1, 2, 3]])
