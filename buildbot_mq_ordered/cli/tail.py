@@ -60,15 +60,16 @@ def start_at(args):
 
 
 def line(entry, as_json):
-    """One output line for a stream entry [pos, seq, key, raw data]."""
+    """One output line for a stream entry [pos, seq, key, raw data, term]."""
     from buildbot_mq_ordered import wire
-    pos, seq, key, raw = entry
+    pos, seq, key, raw, *term = entry
     try:
         data = wire.decode_data(raw)
     except (ValueError, TypeError) as e:
         data = f"<undecodable: {e}>"
     if as_json:
-        return json.dumps({'pos': pos, 'seq': seq, 'key': list(key), 'data': data},
+        return json.dumps({'pos': pos, 'seq': seq, 'key': list(key), 'data': data,
+                           'term': term[0] if term else None},
                           default=str, sort_keys=True)
     text = json.dumps(data, default=str, sort_keys=True)
     if len(text) > ABBREVIATE:

@@ -7,6 +7,8 @@ from buildbot_mq_ordered import wire
 from buildbot_mq_ordered.master.mq import OrderedWampMQ
 from buildbot_mq_ordered.master.report import MasterReporter
 from buildbot_mq_ordered.master.report import build_report
+from tests.unit.streammodel import entry
+from tests.unit.streammodel import with_terms
 
 
 class FakeSession:
@@ -36,12 +38,12 @@ class Report(unittest.TestCase):
             'interval': 2.0})
 
     def test_where_it_stands(self):
+        with_terms(self)
         mq = OrderedWampMQ()
         f = mq.follower
         f.on_join('s1', 1, 10)                      # delivers from 11
-        f.on_event('s1', [[13, 1, ['k'], b'\xc0']])  # held: 11, 12 missing
-        self.assertEqual(f.on_replay(1, ['s1', 1, 13, [[11, 1, ['k'], b'\xc0']]])[0].entries,
-                         [[11, 1, ['k'], b'\xc0']])
+        f.on_event('s1', [entry(13)])               # held: 11, 12 missing
+        self.assertEqual(f.on_replay(1, ['s1', 1, 13, [entry(11)]])[0].entries, [entry(11)])
         r = build_report(mq, 'joined')
         self.assertEqual((r['stream_id'], r['delivered_pos'], r['buffer'], r['replayed']),
                          ('s1', 11, 1, 1))

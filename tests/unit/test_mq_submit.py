@@ -15,6 +15,7 @@ from buildbot_mq_ordered.master.mq import OrderedWampMQ
 from buildbot_mq_ordered.wire import BUSY
 from buildbot_mq_ordered.wire import JOURNAL_ERROR
 from tests.support.util import FakeConfig
+from tests.unit.streammodel import with_terms
 
 URL = 'ws://127.0.0.1:1/ws'
 
@@ -242,7 +243,8 @@ class ReplayRefused(unittest.TestCase):
     def test_a_refused_replay_is_retried_with_backoff(self):
         # issue 10: a replay that failed without a disconnect was retried
         # only when the next stream event arrived (there may be none)
-        entries = [[pos, pos, ['k'], b'\xc0'] for pos in (1, 2, 3, 4)]
+        with_terms(self)
+        entries = [[pos, pos, ['k'], b'\xc0', 1] for pos in (1, 2, 3, 4)]
         clock = task.Clock()
         session = ReplayRefusals(3, entries, clock)
         mq, _ = joined_mq(self, session, clock, initial_retry_delay=0.25,

@@ -1,5 +1,6 @@
 """The tail command's options, filter, start and lines (no router)."""
 
+import json
 
 from twisted.trial import unittest
 
@@ -35,7 +36,12 @@ class Arguments(unittest.TestCase):
         self.assertEqual(start('--from', '2')(5, 10), 5)
 
     def test_a_line_abbreviates_data(self):
-        text = tail.line([7, 3, ['a', 'b'], wire.encode_data({'x': 'y' * 256})], False)
+        text = tail.line([7, 3, ['a', 'b'], wire.encode_data({'x': 'y' * 256}), 5], False)
         self.assertTrue(text.startswith('       7      3  a.b  {"x": "yyy'), text)
         self.assertTrue(text.endswith('...'))
         self.assertEqual(len(text.split('a.b  ', 1)[1]), tail.ABBREVIATE)
+
+    def test_a_json_line_tells_the_term(self):
+        text = tail.line([7, 3, ['a'], wire.encode_data(1), 5], True)
+        self.assertEqual(json.loads(text), {'pos': 7, 'seq': 3, 'key': ['a'], 'data': 1,
+                                            'term': 5})
