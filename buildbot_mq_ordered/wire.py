@@ -196,8 +196,9 @@ def is_term_id(t):
 
 def is_entry(e):
     """Well-formed stream entry [pos, seq, key, data, term_id]? (checked once
-    per entry at the edge)"""
-    return (isinstance(e, (list, tuple)) and len(e) == 5
+    per entry at the edge; elements a later minor version appends are
+    allowed, and readers take the first five)"""
+    return (isinstance(e, (list, tuple)) and len(e) >= 5
             and type(e[0]) is int and e[0] > 0 and type(e[1]) is int
             and isinstance(e[2], (list, tuple))
             and all(isinstance(k, str) for k in e[2])

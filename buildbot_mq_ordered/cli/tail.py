@@ -62,7 +62,7 @@ def start_at(args):
 def line(entry, as_json):
     """One output line for a stream entry [pos, seq, key, raw data, term]."""
     from buildbot_mq_ordered import wire
-    pos, seq, key, raw, *term = entry
+    pos, seq, key, raw, *term = entry[:5]
     try:
         data = wire.decode_data(raw)
     except (ValueError, TypeError) as e:

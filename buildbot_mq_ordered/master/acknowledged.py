@@ -26,9 +26,10 @@ def _count(x):
 def submit_answer(result):
     """The SubmitAnswer of a submit call's result, or None if it is not one
     (a sequencer of another release: issue 23 brings the handshake)."""
-    if not isinstance(result, (list, tuple)) or len(result) != 3:
+    # a later minor version may append elements: the first three are ours
+    if not isinstance(result, (list, tuple)) or len(result) < 3:
         return None
-    mark, last_pos, prior = result
+    mark, last_pos, prior = result[:3]
     if not (_count(mark) and _count(prior) and (last_pos is None or _count(last_pos))):
         return None
     return SubmitAnswer(mark, last_pos, prior)

@@ -27,8 +27,9 @@ from buildbot_mq_ordered.util.backoff import Backoff
 
 
 def _well_formed(entries):
-    """The well-formed entries, and a report of the others if any."""
-    good = [e for e in entries if wire.is_entry(e)]
+    """The well-formed entries (the five elements this release knows of
+    each), and a report of the others if any."""
+    good = [e[:5] if len(e) > 5 else e for e in entries if wire.is_entry(e)]
     if len(good) == len(entries):
         return good, []
     return good, [Report('info', f"ordered-wamp: ignored {len(entries) - len(good)} "

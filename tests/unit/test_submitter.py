@@ -283,6 +283,12 @@ class OwnLoss(SubmitterCase):
         self.assertEqual(self.errors(), [])
         self.assertEqual(self.producer.acknowledged.mark, 3)
 
+    def test_elements_a_later_minor_appends_to_the_answer_are_ignored(self):
+        self.produce(2)
+        self.clock.advance(0)
+        self.ack(0, [2, 40, 0, 'later'])
+        self.assertEqual((self.errors(), self.acked, len(self.producer.outbox)), ([], [40], 0))
+
     def test_an_answer_of_another_release_keeps_the_batch_and_is_retried(self):
         self.produce(3)
         self.clock.advance(0)
