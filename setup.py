@@ -1,17 +1,56 @@
-from setuptools import find_packages, setup
+import pathlib
+import re
+
+from setuptools import find_packages
+from setuptools import setup
+
+HERE = pathlib.Path(__file__).parent
+URL = 'https://github.com/buildbot-mq-ordered/buildbot-mq-ordered'
+
+
+def version():
+    """The one version, buildbot_mq_ordered.__version__, read from the file:
+    importing the package here would need its dependencies installed."""
+    text = (HERE / 'buildbot_mq_ordered' / '__init__.py').read_text(encoding='utf-8')
+    return re.search(r"^__version__ = '([^']+)'$", text, re.M).group(1)
+
 
 setup(
     name='buildbot-mq-ordered',
-    version='0.1.0',
+    version=version(),
     description="Totally ordered, lossless multi-master MQ for Buildbot over a Crossbar router",
-    long_description=open('README.md').read(),
+    long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
-    license='GPL-2.0-only',
+    license_expression='GPL-2.0-only',
+    url=URL,
+    project_urls={
+        'Source': URL,
+        'Issues': URL + '/issues',
+        'Documentation': URL + '/tree/main/docs',
+        'Changelog': URL + '/blob/main/CHANGELOG.rst',
+        'Upgrading': URL + '/blob/main/docs/upgrading.rst',
+    },
+    keywords='buildbot mq multi-master crossbar wamp total-order',
+    classifiers=[
+        # "Framework :: Buildbot" is no trove classifier: PyPI refuses an
+        # upload naming it (.ci/release-check checks every one)
+        'Development Status :: 4 - Beta',
+        'Environment :: No Input/Output (Daemon)',
+        'Framework :: Twisted',
+        'Intended Audience :: Developers',
+        'Intended Audience :: System Administrators',
+        'Operating System :: POSIX :: Linux',
+        'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3 :: Only',
+        'Topic :: Software Development :: Build Tools',
+        'Topic :: System :: Distributed Computing',
+    ],
     packages=find_packages(include=['buildbot_mq_ordered', 'buildbot_mq_ordered.*']),
     package_data={'buildbot_mq_ordered.master': ['dashboard.html']},
     python_requires='>=3.9',
     install_requires=[
-        'buildbot>=4.0',
+        # 4.0.x and the newest are tested (.ci/buildbot-oldest, .ci/run)
+        'buildbot>=4.0,<5',
         'twisted',
         'txaio',
         'autobahn',
@@ -20,7 +59,7 @@ setup(
     extras_require={
         # psycopg: a PostgreSQL journal; prometheus-client: --metrics-port
         'router': ['crossbar', 'psycopg[binary]', 'prometheus-client'],
-        # the cluster's page in Buildbot's web UI (webdashboard.py)
+        # the cluster's page in Buildbot's web UI (master/dashboard.py)
         'dashboard': ['buildbot-wsgi-dashboards'],
         'bench': ['psutil', 'matplotlib'],
         'test': [

@@ -12,7 +12,7 @@ Crossbar router; ``wire`` is the contract between them.
 
 import sys
 
-__version__ = '0.1.0'
+__version__ = '0.5.0'
 
 MQ_TYPE = 'ordered-wamp'
 
