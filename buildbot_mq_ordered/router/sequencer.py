@@ -56,7 +56,7 @@ class Sequencer(ApplicationSession):
     def __init__(self, config=None):
         super().__init__(config)
         self.bind_producers = False
-        self.protocols = ProtocolGate(lambda text: self.log.warn("{text}", text=text))
+        self.protocols = ProtocolGate(lambda line: self.log.warn("{line}", line=line))
         self.journal = None
         self.sequencing = None
         self.leadership = None

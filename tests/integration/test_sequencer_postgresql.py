@@ -28,15 +28,15 @@ class SteppingDown(unittest.TestCase):
         s.journal.take_lease(leadership.term)
         self.successResultOf(s.sequencing.reload())
         term_id = s.journal.term_id
-        self.assertEqual(s.info()['terms'][-1], [term_id, 1])
+        self.assertEqual(s.info(**wire.handshake())['terms'][-1], [term_id, 1])
         self.assertEqual(self.successResultOf(s.submit('p', [[1, ['a'], b'1']])), [1, 1, 0])
-        self.assertEqual(s.info()['term'], leadership.term)
+        self.assertEqual(s.info(**wire.handshake())['term'], leadership.term)
         leadership.step_down(leadership.term, "its lease was not renewed in time")
         self.assertEqual([level for level, _, _ in said], ['warn'])
-        for call, args in ((s.submit, ('p', [[2, ['a'], b'2']])), (s.replay, (1,)),
-                           (s.info, ())):
+        for call, args, kwargs in ((s.submit, ('p', [[2, ['a'], b'2']]), {}),
+                                   (s.replay, (1,), {}), (s.info, (), wire.handshake())):
             with self.assertRaises(ApplicationError) as e:
-                call(*args)
+                call(*args, **kwargs)
             self.assertEqual(e.exception.error, wire.JOURNAL_ERROR)
         with self.assertRaises(lease.Deposed):
             s.journal.append([(2, 2, ('a',), b'2', term_id)], 'p', 2)

@@ -330,3 +330,16 @@ class Refusals(unittest.TestCase):
         except KeyError:
             s.onUserError(Failure(), "a bug")
         self.assertEqual([level for level, _, _ in said], ['error'])
+
+
+class Handshake(unittest.TestCase):
+
+    def test_info_without_a_version_is_refused_and_said_once(self):
+        s = make_sequencer(log=RecordingLog(said := []))
+        for _ in range(3):
+            with self.assertRaises(ApplicationError) as e:
+                s.info()
+            self.assertEqual(e.exception.error, wire.PROTOCOL_MISMATCH)
+        self.assertEqual([(level, kw['line'][:40]) for level, _, kw in said],
+                         [('warn', "sequencer: refused a master of protocol ")])
+        self.assertEqual(s.info(**wire.handshake())['head'], 0)
