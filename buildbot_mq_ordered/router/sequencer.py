@@ -46,6 +46,19 @@ def _events(entries):
         yield event
 
 
+def _unless_stopped(d, sequencing):
+    """A refusal that comes once the sequencer stopped (a commit under way
+    at the stop, a submit that waited) is never sent: the router answers
+    the caller itself when this session goes (the call was cancelled: a
+    master tries again, quietly), where ours would say the router refused,
+    or raise in autobahn once the transport is gone."""
+    def stopped(failure):
+        if sequencing.stopped:
+            return defer.Deferred()    # never fires
+        return failure
+    return d.addErrback(stopped)
+
+
 class Sequencer(ApplicationSession):
     """The sequencer's WAMP side; Crossbar makes it (nodeconfig's sequencer
     component). It opens the journal and makes the parts that work on it
@@ -157,15 +170,15 @@ class Sequencer(ApplicationSession):
             if not authid:
                 raise ApplicationError(wire.NOT_BOUND, "the router did not disclose the caller")
             producer = f"{authid}/{producer}"
-        return self._answer(self.sequencing.submit(producer, messages))
+        return _unless_stopped(self.sequencing.submit(producer, messages), self.sequencing)
 
     def replay(self, *args, details=None, **kwargs):
         if not 1 <= len(args) <= 2 or \
                 not all(type(a) is int and 0 <= a < 2 ** 63 for a in args):
             raise ApplicationError(wire.MALFORMED, "replay takes (from_pos, limit)")
         from_pos, limit = args if len(args) == 2 else (args[0], wire.MAX_REPLAY)
-        return self._answer(self.sequencing.replay(from_pos, limit,
-                                                   getattr(details, 'caller', None)))
+        return _unless_stopped(self.sequencing.replay(
+            from_pos, limit, getattr(details, 'caller', None)), self.sequencing)
 
     def info(self, *args, details=None, **kwargs):
         # keywords it does not know are a later minor version's: ignored
@@ -187,15 +200,3 @@ class Sequencer(ApplicationSession):
         if isinstance(getattr(fail, 'value', None), ApplicationError):
             return
         super().onUserError(fail, msg)
-
-    def _answer(self, d):
-        """A refusal that comes once the sequencer stopped (a commit under
-        way at the stop, a submit that waited) is never sent: the router
-        answers the caller itself when this session goes (the call was
-        cancelled: a master tries again, quietly), where ours would say the
-        router refused, or raise in autobahn once the transport is gone."""
-        def stopped(failure):
-            if self.sequencing.stopped:
-                return defer.Deferred()    # never fires
-            return failure
-        return d.addErrback(stopped)

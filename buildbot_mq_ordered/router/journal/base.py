@@ -32,6 +32,22 @@ class JournalVersionError(RuntimeError):
     """The journal was written by a newer version."""
 
 
+def _rows(batches, now):
+    """The entries rows of batches (each key's text made once) and each
+    producer's new mark."""
+    texts = {}
+    rows = []
+    marks = {}
+    for entries, producer, mark in batches:
+        for pos, seq, key, data, term in entries:
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = key_text(key)
+            rows.append((pos, seq, text, data, now, term))
+        marks[producer] = mark
+    return rows, marks
+
+
 class BaseJournal(Retention, TermHistory):
     """One journal: its head, oldest position and stream id, appends,
     lookups, reads, retention (``Retention``) and terms (``TermHistory``).
@@ -126,16 +142,7 @@ class BaseJournal(Retention, TermHistory):
             return
         self.check_term(batches)
         now = self._clock()
-        texts = {}
-        rows = []
-        marks = {}
-        for entries, producer, mark in batches:
-            for pos, seq, key, data, term in entries:
-                text = texts.get(key)
-                if text is None:
-                    text = texts[key] = key_text(key)
-                rows.append((pos, seq, text, data, now, term))
-            marks[producer] = mark
+        rows, marks = _rows(batches, now)
         # the last number of each key is its new counter
         counters = {row[2]: row[1] for row in rows}
         first, last = rows[0][0], rows[-1][0]
